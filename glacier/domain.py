@@ -1,0 +1,134 @@
+"""The one place for domain knowledge: classes, their encodings and the spectral bands.
+
+Bands are identified by *canonical* names (``blue``, ``swir1``, ``tir``...) so that a
+Landsat 7 channel and its Landsat 8/9 counterpart share a name: HKH's ``B5`` and the
+competition's ``B6`` are both ``swir1``. Matching bands between datasets (pretraining on
+HKH, fine-tuning on the competition data) is then a match on canonical names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from glacier.errors import DataError
+
+# ---------------------------------------------------------------------------- classes
+CLASS_NAMES: tuple[str, ...] = ("background", "glacier", "debris", "lake")
+"""Class index -> name. Index order is the training target order."""
+
+CLASS_VALUES: tuple[int, ...] = (0, 85, 170, 255)
+"""Class index -> pixel value in the competition's label and submission encoding."""
+
+NUM_CLASSES = len(CLASS_NAMES)
+IGNORE_INDEX = 255
+"""Target value for pixels without a label (no data, NaN, padding)."""
+
+_VALUE_TO_INDEX = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+for _index, _value in enumerate(CLASS_VALUES):
+    _VALUE_TO_INDEX[_value] = _index
+_VALID_VALUE = np.zeros(256, dtype=bool)
+_VALID_VALUE[list(CLASS_VALUES)] = True
+
+
+def encoded_to_index(mask: np.ndarray, source: str = "mask") -> np.ndarray:
+    """Map a competition-encoded mask (0/85/170/255) to class indices 0..3.
+
+    Raises a DataError naming ``source`` if any value is outside the encoding.
+    """
+    values = np.asarray(mask)
+    if values.dtype.kind not in "iu" or values.size and (values.min() < 0 or values.max() > 255):
+        bad = np.unique(values)[:8]
+        raise DataError(f"{source}: label values {bad.tolist()} are not in the encoding {list(CLASS_VALUES)}")
+    values = values.astype(np.uint8, copy=False)
+    valid = _VALID_VALUE[values]
+    if not valid.all():
+        bad = np.unique(values[~valid])[:8]
+        raise DataError(
+            f"{source}: label values {bad.tolist()} are not in the encoding {list(CLASS_VALUES)} "
+            "(0 background, 85 glacier, 170 debris, 255 lake)"
+        )
+    return _VALUE_TO_INDEX[values]
+
+
+def index_to_encoded(indices: np.ndarray) -> np.ndarray:
+    """Map class indices 0..3 to the competition encoding (uint8 0/85/170/255)."""
+    lut = np.zeros(256, dtype=np.uint8)
+    lut[:NUM_CLASSES] = CLASS_VALUES
+    return lut[np.asarray(indices, dtype=np.uint8)]
+
+
+# ------------------------------------------------------------------------------ bands
+CANONICAL_BANDS: dict[str, str] = {
+    "blue": "visible blue reflectance",
+    "green": "visible green reflectance",
+    "red": "visible red reflectance",
+    "nir": "near infrared reflectance",
+    "swir1": "short-wave infrared 1 (~1.6 um)",
+    "swir2": "short-wave infrared 2 (~2.2 um)",
+    "tir": "thermal infrared (Landsat 8/9 B10; Landsat 7 B6 low gain)",
+    "tir_high": "thermal infrared, Landsat 7 B6 high gain",
+    "pan": "panchromatic",
+    "bqa": "quality bits (not a reflectance)",
+    "ndvi": "normalised difference vegetation index",
+    "ndsi_neg": "negated NDSI, (SWIR1 - green) / (SWIR1 + green)",
+    "ndwi": "normalised difference water index, (NIR - SWIR1) / (NIR + SWIR1)",
+    "elevation": "SRTM elevation (m)",
+    "slope": "terrain slope",
+}
+
+COMPETITION_BAND_FOLDERS: tuple[str, ...] = ("Band1", "Band2", "Band3", "Band4", "Band5")
+COMPETITION_SENSOR_BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B6", "B10")
+"""Landsat 8/9 band of each competition band folder, in folder order."""
+COMPETITION_BANDS: tuple[str, ...] = ("blue", "green", "red", "swir1", "tir")
+"""Canonical band of each competition band folder, in folder order."""
+COMPETITION_LABEL_FOLDERS: tuple[str, ...] = ("labels", "label")
+"""Label folder names: phase 2 uses ``labels``, phase 1 used ``label``."""
+
+HKH_SENSOR_BANDS: tuple[str, ...] = (
+    "B1", "B2", "B3", "B4", "B5", "B6_VCID_1", "B6_VCID_2", "B7", "B8", "BQA",
+    "ndvi", "ndsi", "ndwi", "elevation", "slope",
+)  # fmt: skip
+"""The 15 HKH channels in file order (band descriptions of the raw scenes)."""
+HKH_BANDS: tuple[str, ...] = (
+    "blue", "green", "red", "nir", "swir1", "tir", "tir_high", "swir2", "pan", "bqa",
+    "ndvi", "ndsi_neg", "ndwi", "elevation", "slope",
+)  # fmt: skip
+"""Canonical name of each HKH channel, in file order."""
+HKH_DEFAULT_BANDS: tuple[str, ...] = COMPETITION_BANDS
+"""HKH channels used by default: the five matched to the competition bands."""
+HKH_SEVEN_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir1", "tir", "swir2")
+
+_ALIASES: dict[str, str] = {name.lower(): name for name in CANONICAL_BANDS}
+_ALIASES.update({f"l7:{s}".lower(): c for s, c in zip(HKH_SENSOR_BANDS, HKH_BANDS, strict=True)})
+_ALIASES.update(
+    {f"l8:{s}".lower(): c for s, c in zip(COMPETITION_SENSOR_BANDS, COMPETITION_BANDS, strict=True)}
+)
+_ALIASES.update({"ndsi": "ndsi_neg", "b6_vcid_1": "tir", "b6_vcid_2": "tir_high", "thermal": "tir"})
+
+
+def canonical_band(name: str, sensor: str | None = None) -> str:
+    """Resolve a band name to its canonical name.
+
+    ``name`` may be canonical (``swir1``), sensor-qualified (``L7:B5``, ``L8:B6``), or a
+    bare sensor band (``B5``) when ``sensor`` ("L7" for HKH, "L8" for the competition) says
+    which numbering it uses: Landsat 7's B2 is green, Landsat 8's B2 is blue.
+    """
+    key = name.strip().lower()
+    if sensor and not key.startswith(("l7:", "l8:")) and f"{sensor.lower()}:{key}" in _ALIASES:
+        key = f"{sensor.lower()}:{key}"
+    if key in _ALIASES:
+        return _ALIASES[key]
+    raise DataError(
+        f"unknown band {name!r}: use a canonical name ({', '.join(CANONICAL_BANDS)}) "
+        "or a sensor band such as L7:B5 or L8:B6"
+    )
+
+
+def resolve_bands(names: list[str] | tuple[str, ...] | str, sensor: str | None = None) -> tuple[str, ...]:
+    """Resolve a list (or comma-separated string) of band names to canonical names."""
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n.strip()]
+    resolved = tuple(canonical_band(n, sensor) for n in names)
+    if len(set(resolved)) != len(resolved):
+        raise DataError(f"band list {list(names)} names a band twice")
+    return resolved
