@@ -8,6 +8,8 @@ HKH, fine-tuning on the competition data) is then a match on canonical names.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from glacier.errors import DataError
@@ -132,3 +134,20 @@ def resolve_bands(names: list[str] | tuple[str, ...] | str, sensor: str | None =
     if len(set(resolved)) != len(resolved):
         raise DataError(f"band list {list(names)} names a band twice")
     return resolved
+
+
+# --------------------------------------------------------------------------- tile ids
+_DIGITS = re.compile(r"\d+(?:_\d+)*")
+
+
+def tile_id_from_name(name: str) -> str:
+    """The tile id of a file name: its last run of digit groups.
+
+    ``img001.tif`` -> ``"001"`` (the id the submission returns); phase-1 names such as
+    ``B2_B2_masked_02_07.tif`` and ``Y_output_resized_02_07.tif`` -> ``"02_07"``, so files
+    pair across band and label folders whatever their prefixes. A name without digits is
+    its own id (its stem).
+    """
+    stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
+    runs = _DIGITS.findall(stem)
+    return runs[-1] if runs else stem

@@ -36,3 +36,12 @@ def test_landsat7_and_8_band_numbers_match_by_canonical_name():
     assert all(b in HKH_BANDS for b in COMPETITION_BANDS)
     with pytest.raises(DataError, match="unknown band"):
         canonical_band("B99")
+
+
+def test_tile_ids_pair_phase1_and_phase2_names():
+    from glacier.domain import tile_id_from_name
+
+    assert tile_id_from_name("img001.tif") == "001"
+    assert tile_id_from_name("B2_B2_masked_02_07.tif") == "02_07"
+    assert tile_id_from_name("Y_output_resized_02_07.tif") == "02_07"
+    assert tile_id_from_name("scene.tif") == "scene"

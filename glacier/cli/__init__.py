@@ -26,7 +26,7 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     # Imported here so that `glacier --help` stays fast: command modules import torch lazily.
-    from glacier.cli import data, demo, evaluate, hub, predict, train  # noqa: F401
+    from glacier.cli import data, demo, evaluate, hub, predict, sample, train  # noqa: F401
 
 
 @app.callback()

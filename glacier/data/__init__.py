@@ -1,0 +1,1 @@
+"""Reading the datasets, the prepared-dataset format, loaders and samplers."""
