@@ -1,0 +1,124 @@
+"""Hub authentication and failures, in one place.
+
+The token comes the standard way: ``HF_TOKEN`` or a saved ``hf auth login``, both read by
+huggingface_hub itself; glacier never takes it as an argument, stores it or prints it.
+Every Hub call runs inside ``hub_errors``, which turns huggingface_hub's and httpx's
+exceptions into one ``HubError`` saying which repo, what happened and what to do, with the
+token scrubbed from the message in case a server echoed it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from glacier.errors import HubError
+
+LOGIN_HINT = "set HF_TOKEN to a token with write access (https://huggingface.co/settings/tokens) or run `hf auth login`"
+
+
+def current_token() -> str | None:
+    """The token huggingface_hub will send (HF_TOKEN or the saved login), or None."""
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def require_token(repo_id: str, action: str) -> None:
+    """Fail before any upload when no token is configured at all."""
+    if not current_token():
+        raise HubError(f"cannot {action} {repo_id!r}: not logged in to the Hugging Face Hub; {LOGIN_HINT}")
+
+
+def redact(text: str) -> str:
+    """``text`` with the current token (if any) replaced by ``***``."""
+    token = current_token()
+    return text.replace(token, "***") if token else text
+
+
+def endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str, action: str, *, retry_hint: str = "") -> Iterator[None]:
+    """Turn Hub client exceptions raised inside the block into a clear ``HubError``.
+
+    ``action`` completes "cannot ACTION REPO" (e.g. "push to", "pull"); ``retry_hint``
+    is appended to failures worth retrying (network, server errors).
+    """
+    import httpx2
+    from huggingface_hub import errors as hf
+
+    retry = f"; {retry_hint}" if retry_hint else ""
+    where = f"cannot {action} {repo_id!r}"
+    try:
+        yield
+    except HubError:
+        raise
+    except hf.OfflineModeIsEnabled:
+        raise HubError(
+            f"{where}: HF_HUB_OFFLINE is set, so the Hub is not contacted; unset it (HF_HUB_OFFLINE=0) to go online"
+        ) from None
+    except hf.RevisionNotFoundError:
+        raise HubError(
+            f"{where}: the revision does not exist on the Hub; check the branch, tag or commit"
+        ) from None
+    except hf.GatedRepoError:
+        raise HubError(f"{where}: the repo is gated; request access on its Hub page, then retry") from None
+    except hf.RepositoryNotFoundError:
+        raise HubError(
+            f"{where}: repo not found on {endpoint()} (or it is private and your token cannot see it); "
+            f"check the id (USER/NAME) and {LOGIN_HINT}"
+        ) from None
+    except hf.RemoteEntryNotFoundError as exc:
+        raise HubError(f"{where}: a file is missing on the Hub ({redact(_first_line(exc))}){retry}") from None
+    except hf.HfHubHTTPError as exc:
+        raise HubError(_http_message(where, exc, retry)) from None
+    except (
+        httpx2.ConnectError,
+        httpx2.TimeoutException,
+        httpx2.NetworkError,
+        httpx2.RemoteProtocolError,
+    ) as exc:
+        raise HubError(
+            f"{where}: cannot reach the Hub at {endpoint()} ({type(exc).__name__}: {redact(str(exc))}); "
+            f"check the network connection or HF_ENDPOINT{retry}"
+        ) from None
+    except hf.LocalEntryNotFoundError as exc:
+        # snapshot_download's "not online and not in the cache".
+        raise HubError(
+            f"{where}: the Hub cannot be reached and the repo is not in the local cache "
+            f"({redact(_first_line(exc))}); go online once to pull it{retry}"
+        ) from None
+    except RuntimeError as exc:
+        # huggingface_hub wraps a failed LFS upload in a RuntimeError naming the file.
+        cause = exc.__cause__ or exc
+        raise HubError(
+            f"{where}: upload failed ({redact(str(exc))}: {redact(_first_line(cause))}){retry}"
+        ) from None
+    except ValueError as exc:
+        if "Invalid metadata in README.md" in str(exc):
+            raise HubError(
+                f"{where}: the Hub rejected the model card's metadata: {redact(str(exc))}"
+            ) from None
+        raise
+
+
+def _http_message(where: str, exc, retry: str) -> str:
+    status = exc.response.status_code if exc.response is not None else None
+    detail = redact(getattr(exc, "server_message", None) or _first_line(exc))
+    if status == 401:
+        return f"{where}: the Hub rejected the token (401 Unauthorized: {detail}); {LOGIN_HINT}"
+    if status == 403:
+        return f"{where}: the token may not write to this repo (403 Forbidden: {detail}); use a token with write access to its namespace"
+    if status == 409:
+        return f"{where}: conflict on the Hub (409: {detail}){retry}"
+    return f"{where}: the Hub answered HTTP {status} ({detail}){retry}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
