@@ -41,7 +41,9 @@ class DataConfig(_Section):
     use_all_for_training: bool = False
     """Train on every fold (no validation): for pretraining on all data or final models."""
     augment: bool = True
+    """Randomly augment training crops; validation tiles are never augmented."""
     num_workers: int = Field(2, ge=0)
+    """DataLoader worker processes per training process (0 loads in the main process)."""
     min_valid_fraction: float = Field(0.0, ge=0, le=1)
     """Training tiles with a smaller share of labelled pixels are skipped."""
 
@@ -52,9 +54,11 @@ class ModelConfig(_Section):
     architecture: str = "boundary_aware_unet"
     """``boundary_aware_unet`` or an smp architecture name (Unet, UnetPlusPlus, DeepLabV3Plus...)."""
     encoder: str = "resnet34"
+    """Any segmentation-models-pytorch encoder name (resnet18, resnet34, efficientnet-b0...)."""
     encoder_weights: str | None = None
     """Kept None for multispectral input; a name would download ImageNet weights."""
     encoder_depth: int = Field(5, ge=3, le=5)
+    """Encoder stages used; fewer stages make a smaller, faster model."""
     decoder_channels: list[int] | None = None
     """None keeps the architecture's default."""
     init_from: str | None = None
@@ -63,28 +67,43 @@ class ModelConfig(_Section):
 
 class OptimizerConfig(_Section):
     name: Literal["adamw", "adam", "sgd"] = "adamw"
+    """Optimizer."""
     lr: float = Field(3e-4, gt=0)
+    """Learning rate; ``--lr`` sets it."""
     weight_decay: float = Field(1e-4, ge=0)
+    """Weight decay (decoupled for adamw)."""
     momentum: float = Field(0.9, ge=0)
+    """Momentum (sgd only)."""
 
 
 class SchedulerConfig(_Section):
     name: Literal["plateau", "cosine", "none"] = "plateau"
+    """``plateau`` lowers the rate when validation MCC stalls; ``cosine`` anneals it over the epochs."""
     factor: float = Field(0.5, gt=0, lt=1)
+    """Plateau: multiply the rate by this when it lowers it."""
     patience: int = Field(5, ge=0)
+    """Plateau: validations without improvement before lowering the rate."""
     min_lr: float = Field(1e-6, ge=0)
+    """The rate never goes below this."""
     warmup_epochs: int = Field(0, ge=0)
+    """Linear warm-up of the rate over the first epochs."""
 
 
 class LossConfig(_Section):
     focal_weight: float = Field(1.0, ge=0)
+    """Weight of the focal loss."""
     dice_weight: float = Field(1.0, ge=0)
+    """Weight of the multiclass Dice loss."""
     mcc_weight: float = Field(0.5, ge=0)
+    """Weight of the differentiable MCC loss (the competition metric)."""
     boundary_weight: float = Field(0.5, ge=0)
+    """Weight of the boundary head's loss (boundary-aware U-Net only)."""
     boundary_ramp: Literal["none", "linear"] = "linear"
     """How the boundary weight grows from 0 to ``boundary_weight``."""
     boundary_ramp_epochs: int = Field(10, ge=0)
+    """Epochs over which the boundary weight ramps up."""
     focal_gamma: float = Field(2.0, ge=0)
+    """Focusing parameter of the focal loss."""
     class_weights: list[float] | None = None
     """One weight per class, or None for equal weights."""
 
@@ -98,6 +117,7 @@ class LossConfig(_Section):
 
 class SamplerConfig(_Section):
     name: Literal["balanced", "uniform"] = "balanced"
+    """``balanced`` draws tiles so rare classes reach ``target_shares``; ``uniform`` shuffles."""
     target_shares: dict[str, float] = Field(
         default_factory=lambda: {"background": 0.10, "glacier": 0.35, "debris": 0.40, "lake": 0.15}
     )
@@ -118,19 +138,25 @@ class SamplerConfig(_Section):
 
 class TrainingConfig(_Section):
     epochs: int = Field(50, ge=1)
+    """Training epochs (each draws ``sampler.samples_per_epoch`` samples)."""
     batch_size: int = Field(8, ge=1)
     """Per process (per GPU)."""
     grad_accum_steps: int = Field(1, ge=1)
+    """Batches accumulated per optimizer step: effective batch = batch_size x processes x this."""
     max_grad_norm: float | None = Field(1.0, gt=0)
+    """Gradient clipping norm; None does not clip."""
     val_every: int = Field(1, ge=1)
+    """Validate every N epochs."""
     early_stopping_patience: int | None = Field(None, ge=1)
     """Stop after this many validations without improvement; None never stops early."""
     seed: int = 42
+    """Seed of weights, sampling and augmentation; ``--seed`` sets it."""
     max_hours: float | None = Field(None, gt=0)
     """Stop cleanly, with a state saved, before this much wall time has passed."""
     nonfinite_loss: Literal["stop", "skip"] = "stop"
     """What a NaN/inf loss does: stop with a message, or skip that step (and stop after 10)."""
     log_every: int = Field(10, ge=1)
+    """Log the training loss every N steps."""
     optimizer: OptimizerConfig = OptimizerConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     loss: LossConfig = LossConfig()
@@ -141,6 +167,7 @@ class CheckpointConfig(_Section):
     save_every: int = Field(1, ge=1)
     """Save a resumable state every N epochs."""
     save_best: bool = True
+    """Keep a model folder of the best validation MCC (``RUN/best``)."""
     keep_last: int = Field(2, ge=1)
     """Resumable states kept on disk (the oldest are deleted)."""
 
@@ -149,12 +176,14 @@ class HubConfig(_Section):
     push_to_hub: str | None = None
     """Repo id to push the best model to at the end of the run."""
     private: bool = True
+    """Create the Hub repository as private."""
 
 
 class GlacierConfig(_Section):
     """The whole resolved configuration of a run."""
 
     name: str = "run"
+    """Run name: shown in logs, model cards and the Hub."""
     out: str = "runs/run"
     """Output folder of the run; ``--out`` sets it."""
     data: DataConfig = DataConfig()
