@@ -1,0 +1,72 @@
+"""Image-level K-fold assignment, stratified so that rare classes spread over the folds.
+
+Cross-validation splits by image (or by scene, for HKH slices cut from one scene), never by
+tile: the competition's test images come from an unseen region. With only 25 images and a
+lake class present in a few of them, a random split often puts every lake image in one
+fold. Instead, a greedy pass deals images out like cards: the images holding the rarest
+class first, each to the fold that currently holds the least of that class among the folds
+with the fewest images. Ties are broken by a seeded shuffle, so a seed fixes the split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from glacier.domain import CLASS_NAMES
+from glacier.errors import DataError
+
+
+def assign_folds(class_counts: np.ndarray, num_folds: int, seed: int = 0) -> np.ndarray:
+    """Fold (0..num_folds-1) of each group, given its (G, num_classes) pixel counts per class.
+
+    Fold sizes differ by at most one group; groups rich in rare (non-background) classes
+    are spread first. Deterministic for a given input and seed.
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    groups = counts.shape[0]
+    if num_folds < 1:
+        raise DataError(f"--folds must be at least 1, got {num_folds}")
+    if groups < num_folds:
+        raise DataError(
+            f"only {groups} image(s) to split into {num_folds} folds; use --folds {max(groups, 1)} or fewer"
+        )
+    totals = counts.sum(axis=0)
+    # Rare classes, rarest first: the foreground classes present at all, by total pixels.
+    rare = [c for c in np.argsort(totals, kind="stable") if c != 0 and totals[c] > 0]
+    shares = counts / np.maximum(totals, 1)  # each group's share of each class's total
+
+    rng = np.random.default_rng(seed)
+    tie_break = rng.permutation(groups)
+
+    def sort_key(g: int) -> tuple:
+        # Groups whose rarest class is rarer come first; within a class, larger holders first.
+        held = [rank for rank, c in enumerate(rare) if counts[g, c] > 0]
+        first = held[0] if held else len(rare)
+        return (first, -(shares[g, rare[first]] if held else 0.0), tie_break[g])
+
+    folds = np.full(groups, -1, dtype=np.int64)
+    size = np.zeros(num_folds, dtype=np.int64)
+    load = np.zeros((num_folds, len(rare)))
+    fold_order = rng.permutation(num_folds)
+    for g in sorted(range(groups), key=sort_key):
+        open_folds = [f for f in fold_order if size[f] == size.min()]
+        # Compare folds on the classes this group holds first (rarest first), then the rest.
+        held = [k for k, c in enumerate(rare) if counts[g, c] > 0]
+        order = held + [k for k in range(len(rare)) if k not in held]
+        best = min(open_folds, key=lambda f: tuple(load[f, order]))
+        folds[g] = best
+        size[best] += 1
+        load[best] += shares[g, rare]
+    return folds
+
+
+def describe_folds(folds: np.ndarray, class_counts: np.ndarray, num_folds: int) -> list[str]:
+    """One line per fold: number of groups and pixel count per class (for the summary)."""
+    counts = np.asarray(class_counts)
+    lines = []
+    for f in range(num_folds):
+        member = folds == f
+        per_class = counts[member].sum(axis=0)
+        parts = ", ".join(f"{name} {int(n)}" for name, n in zip(CLASS_NAMES, per_class, strict=False))
+        lines.append(f"fold {f}: {int(member.sum())} image group(s); pixels {parts}")
+    return lines

@@ -1,0 +1,154 @@
+"""Tile samplers: pixel-balanced (oversamples tiles rich in rare classes) and uniform.
+
+Both are torch Samplers over positions 0..N-1 of the tiles they are given, with
+``set_epoch``. Their order depends only on (seed, epoch), so every process of a
+distributed run draws the same sequence and Accelerate's batch-sampler sharding hands each
+process its own part of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from glacier.domain import CLASS_NAMES
+from glacier.errors import DataError
+
+
+def _target_vector(target_shares: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+    if isinstance(target_shares, Mapping):
+        unknown = sorted(set(target_shares) - set(CLASS_NAMES))
+        if unknown:
+            raise DataError(f"target shares name unknown classes {unknown}; classes are {list(CLASS_NAMES)}")
+        target = np.array([float(target_shares.get(name, 0.0)) for name in CLASS_NAMES])
+    else:
+        target = np.asarray(target_shares, dtype=np.float64)
+        if target.shape != (len(CLASS_NAMES),):
+            raise DataError(
+                f"target shares need one value per class ({', '.join(CLASS_NAMES)}), got {list(target)}"
+            )
+    if (target < 0).any() or target.sum() <= 0:
+        raise DataError(f"target shares must be non-negative and not all zero, got {list(target)}")
+    return target
+
+
+def balance_tile_weights(
+    class_counts: np.ndarray, target: np.ndarray, iterations: int = 300, max_ratio: float = 1000.0
+) -> np.ndarray:
+    """Tile probabilities whose expected drawn-pixel class shares approach ``target``.
+
+    Multiplicative updates on one weight per tile: each round, a tile's weight is scaled by
+    the product over classes of (target / achieved) share, raised to the tile's own share of
+    that class; tiles rich in an under-represented class gain. Weights stay within
+    ``max_ratio`` of the largest so that no tile disappears entirely. Classes absent from
+    the data are dropped from the target. Tiles without labelled pixels get probability 0.
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    pixels = counts.sum(axis=1)
+    usable = pixels > 0
+    if not usable.any():
+        raise DataError("no tile has labelled pixels: nothing to sample")
+    present = counts.sum(axis=0) > 0
+    goal = np.where(present, target, 0.0)
+    if goal.sum() <= 0:
+        raise DataError(f"none of the target classes {list(target)} occur in the data")
+    goal = goal / goal.sum()
+    share = np.zeros_like(counts)
+    share[usable] = counts[usable] / pixels[usable, None]
+    log_w = np.where(usable, 0.0, -np.inf)
+    for _ in range(iterations):
+        w = np.exp(log_w - log_w[usable].max())
+        achieved = (w @ counts) / (w @ pixels)
+        ratio = np.log(np.where(present, np.maximum(goal, 1e-12) / np.maximum(achieved, 1e-12), 1.0))
+        log_w = log_w + share @ ratio
+        top = log_w[usable].max()
+        log_w[usable] = np.maximum(log_w[usable], top - np.log(max_ratio))
+    w = np.exp(log_w - log_w[usable].max())
+    return w / w.sum()
+
+
+def expected_shares(class_counts: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Expected class shares of the pixels of tiles drawn with ``probabilities``."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    drawn = probabilities @ counts
+    return drawn / drawn.sum()
+
+
+class BalancedTileSampler(Sampler[int]):
+    """Draws ``num_samples`` tile positions so that class shares of drawn pixels approach a target.
+
+    A tile with expected count e = num_samples * p appears floor(e) times plus once more
+    with probability e - floor(e) (systematic residual sampling), so tiles repeat within an
+    epoch only where oversampling asks for it. ``target_shares`` is a dict by class name
+    (e.g. ``{"background": 0.1, "glacier": 0.35, "debris": 0.4, "lake": 0.15}``) or one
+    value per class.
+    """
+
+    def __init__(
+        self,
+        tile_class_counts: np.ndarray,
+        target_shares: Mapping[str, float] | Sequence[float],
+        num_samples: int,
+        seed: int,
+    ) -> None:
+        if num_samples < 1:
+            raise DataError(f"num_samples must be at least 1, got {num_samples}")
+        self.class_counts = np.asarray(tile_class_counts, dtype=np.int64)
+        self.target = _target_vector(target_shares)
+        self.probabilities = balance_tile_weights(self.class_counts, self.target)
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    @property
+    def expected_shares(self) -> dict[str, float]:
+        """Expected class shares of drawn pixels (compare with the target)."""
+        shares = expected_shares(self.class_counts, self.probabilities)
+        return {name: float(s) for name, s in zip(CLASS_NAMES, shares, strict=True)}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        expected = self.num_samples * self.probabilities
+        base = np.floor(expected).astype(np.int64)
+        residual = expected - base
+        extra = self.num_samples - int(base.sum())
+        picks = np.repeat(np.arange(len(expected)), base)
+        if extra > 0:
+            cumulative = np.cumsum(residual)
+            points = rng.random() + np.arange(extra)
+            chosen = np.searchsorted(cumulative, points * cumulative[-1] / extra, side="right")
+            picks = np.concatenate([picks, np.minimum(chosen, len(expected) - 1)])
+        rng.shuffle(picks)
+        return iter(picks[: self.num_samples].tolist())
+
+
+class UniformTileSampler(Sampler[int]):
+    """Each tile once per epoch in a (seed, epoch)-determined order; ``num_samples`` beyond N repeats."""
+
+    def __init__(self, num_tiles: int, num_samples: int | None = None, seed: int = 0) -> None:
+        if num_tiles < 1:
+            raise DataError("no tiles to sample")
+        self.num_tiles = int(num_tiles)
+        self.num_samples = int(num_samples or num_tiles)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        rounds = -(-self.num_samples // self.num_tiles)
+        order = np.concatenate([rng.permutation(self.num_tiles) for _ in range(rounds)])
+        return iter(order[: self.num_samples].tolist())

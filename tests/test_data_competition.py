@@ -1,0 +1,123 @@
+"""The competition reader: pairing by tile id, band order, dtypes, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from data_factory import make_competition, write_tif
+
+from glacier.data.competition import find_scenes, read_scene, read_scene_image, read_scene_label
+from glacier.domain import COMPETITION_BAND_FOLDERS
+from glacier.errors import DataError
+
+
+def test_finds_and_reads_scenes_in_band_order(tmp_path):
+    train = make_competition(tmp_path, n_images=3, size=(24, 20))
+    scenes = find_scenes(train, require_labels=True)
+    assert [s.tile_id for s in scenes] == ["001", "002", "003"]
+    assert [p.parent.name for p in scenes[0].band_paths] == list(COMPETITION_BAND_FOLDERS)
+    image, profile = read_scene_image(scenes[0])
+    assert image.dtype == np.float32 and image.shape == (5, 24, 20)
+    # The factory puts band b near 100 * (b + 1): the order is Band1..Band5.
+    assert np.all(np.diff(np.median(image.reshape(5, -1), axis=1)) > 50)
+    assert profile["crs"].to_epsg() == 32644
+    mask = read_scene_label(scenes[0])
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1, 2, 3}
+
+
+def test_accepts_the_parent_folder_and_a_band_subset(tmp_path):
+    make_competition(tmp_path, n_images=2)
+    scenes = find_scenes(tmp_path, require_labels=True, band_folders=["Band4", "Band1"])
+    assert [p.parent.name for p in scenes[0].band_paths] == ["Band4", "Band1"]
+
+
+def test_phase1_names_pair_by_tile_id(tmp_path):
+    train = make_competition(tmp_path, n_images=3, phase1=True)
+    scenes = find_scenes(train, require_labels=True)
+    assert [s.tile_id for s in scenes] == ["00_00", "00_01", "00_02"]
+    scene = scenes[1]
+    assert scene.band_paths[0].name == "B2_B2_masked_00_01.tif"
+    assert scene.band_paths[4].name == "B10_B10_masked_00_01.tif"
+    assert scene.label_path.name == "Y_output_resized_00_01.tif" and scene.label_path.parent.name == "label"
+
+
+def test_integer_bands_and_nodata(tmp_path):
+    train = make_competition(tmp_path, n_images=1, dtype="int32", size=(8, 8))
+    band = np.full((8, 8), 7, dtype=np.int32)
+    band[0, 0] = -9999
+    write_tif(train / "Band2" / "img001.tif", band, nodata=-9999)
+    image, _ = read_scene_image(find_scenes(train, require_labels=True)[0])
+    assert image.dtype == np.float32 and np.isnan(image[1, 0, 0]) and image[1, 1, 1] == 7
+
+
+def test_test_set_without_labels(tmp_path):
+    train = make_competition(tmp_path, n_images=2)
+    shutil.rmtree(train / "labels")
+    assert all(s.label_path is None for s in find_scenes(train, require_labels=False))
+    with pytest.raises(DataError, match="no label folder"):
+        find_scenes(train, require_labels=True)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda t: shutil.rmtree(t / "Band3"), "Band3"),
+        (lambda t: [p.unlink() for p in (t / "Band2").iterdir()], r"Band2: no \.tif files"),
+        (
+            lambda t: (t / "Band5" / "img002.tif").unlink(),
+            r"'002' \(img002.tif\) is in Band1.*missing from Band5",
+        ),
+        (lambda t: (t / "labels" / "img001.tif").unlink(), r"no label for image\(s\) \['001'\]"),
+    ],
+)
+def test_layout_errors_name_the_problem(tmp_path, damage, message):
+    train = make_competition(tmp_path, n_images=2)
+    damage(train)
+    with pytest.raises(DataError, match=message):
+        scenes = find_scenes(train, require_labels=True, band_folders=list(COMPETITION_BAND_FOLDERS))
+        read_scene(scenes[0])
+
+
+def test_no_band_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no band folders found"):
+        find_scenes(tmp_path / "empty", require_labels=False)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda t: write_tif(t / "Band3" / "img001.tif", np.zeros((10, 12), np.float32)),
+            "Band3/img001.tif: shape",
+        ),
+        (
+            lambda t: write_tif(t / "labels" / "img001.tif", np.zeros((10, 12), np.uint8)),
+            "labels/img001.tif: label shape",
+        ),
+        (
+            lambda t: write_tif(t / "labels" / "img001.tif", np.full((16, 16), 100, np.uint8)),
+            r"img001.tif: label values \[100\]",
+        ),
+        (
+            lambda t: (t / "Band1" / "img001.tif").write_bytes(
+                (t / "Band1" / "img001.tif").read_bytes()[:300]
+            ),
+            "Band1/img001.tif: cannot read",
+        ),
+        (
+            lambda t: [
+                write_tif(t / f / "img001.tif", np.full((16, 16), np.nan, np.float32))
+                for f in COMPETITION_BAND_FOLDERS
+            ],
+            "every pixel is NaN",
+        ),
+    ],
+)
+def test_file_errors_name_the_file(tmp_path, damage, message):
+    train = make_competition(tmp_path, n_images=1, size=(16, 16))
+    damage(train)
+    with pytest.raises(DataError, match=message):
+        read_scene(find_scenes(train, require_labels=True)[0])
