@@ -109,8 +109,8 @@ def make_hkh_slices(folder: Path, scenes: int = 3, per_scene: int = 2, size: int
 
 def pixel_box(transform, row0: int, col0: int, row1: int, col1: int) -> dict:
     """A GeoJSON polygon covering pixel rows row0..row1-1 and cols col0..col1-1 of a grid."""
-    x0, y0 = transform * (col0, row0)
-    x1, y1 = transform * (col1, row1)
+    x0, x1 = transform.c + col0 * transform.a, transform.c + col1 * transform.a
+    y0, y1 = transform.f + row0 * transform.e, transform.f + row1 * transform.e
     return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
 
 
@@ -160,4 +160,4 @@ def _write_vector(folder: Path, name: str, geometries: list[dict], crs: CRS, fmt
         for i, g in enumerate(geometries):
             writer.poly([g["coordinates"][0]])  # a clockwise ring: an exterior in shapefiles
             writer.record(i)
-    (folder / f"{name}.prj").write_text(crs.to_wkt("WKT1_ESRI"))
+    (folder / f"{name}.prj").write_text(crs.to_wkt(version="WKT1_ESRI"))

@@ -1,0 +1,127 @@
+"""The HKH reader: real Landsat-7 clip and slice masks, synthetic slices and raw scenes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.warp
+from data_factory import make_hkh_scenes, make_hkh_slices, pixel_box
+
+from glacier.data import hkh
+from glacier.domain import HKH_BANDS, IGNORE_INDEX, resolve_bands
+from glacier.errors import DataError
+
+CLIP = "LE07_134040_20070922_clip.tif"
+
+
+def test_real_slice_masks_map_to_the_class_map(hkh_fixtures):
+    for name, clean in (("slice_6_mask_072.npy", 697), ("slice_14_mask_062.npy", 33)):
+        classes = hkh.slice_mask_to_classes(np.load(hkh_fixtures / name))
+        assert classes.shape == (512, 512)
+        assert int((classes == 1).sum()) == clean
+        assert int((classes == 2).sum()) == 0
+        assert set(np.unique(classes)) <= {0, 1}
+
+
+def test_real_clip_read_by_band_name(hkh_fixtures, tmp_path):
+    """Bands are picked by their descriptions; labels from a GeoJSON in another CRS land on the grid."""
+    (tmp_path / "raster_data").mkdir()
+    (tmp_path / "raster_data" / CLIP).symlink_to(hkh_fixtures / CLIP)
+    with rasterio.open(hkh_fixtures / CLIP) as src:
+        assert (src.height, src.width, src.crs.to_epsg()) == (169, 139, 32647)
+        everything = src.read()
+        # A 10 x 20 px clean-ice box at rows 30..39, cols 40..59, written in WGS 84.
+        box = rasterio.warp.transform_geom(src.crs, "EPSG:4326", pixel_box(src.transform, 30, 40, 40, 60))
+    (tmp_path / "vector_data").mkdir()
+    for name, geometries in (("clean", [box]), ("debris", [])):
+        features = [{"type": "Feature", "properties": {}, "geometry": g} for g in geometries]
+        (tmp_path / "vector_data" / f"{name}.geojson").write_text(
+            json.dumps({"type": "FeatureCollection", "features": features})
+        )
+
+    bands = resolve_bands("B5,B1,B6_VCID_1,elevation", sensor="L7")
+    assert bands == ("swir1", "blue", "tir", "elevation")
+    layout = hkh.detect_layout(tmp_path)
+    assert layout.kind == "scenes"
+    tiles = list(
+        hkh.iter_raw_scene_tiles(tmp_path / "raster_data" / CLIP, bands, hkh.read_label_layers(tmp_path), 128)
+    )
+    assert [(r, c) for r, c, *_ in tiles] == [(0, 0), (0, 128), (128, 0), (128, 128)]
+    row, col, image, mask = tiles[0]
+    np.testing.assert_array_equal(image[0], everything[4, :128, :128])  # B5 = swir1 is channel 4
+    np.testing.assert_array_equal(image[1], everything[0, :128, :128])
+    np.testing.assert_array_equal(image[2], everything[5, :128, :128])
+    np.testing.assert_array_equal(image[3], everything[13, :128, :128])
+    # Reprojection to WGS 84 and back bends the box edges slightly: allow a pixel of slack per edge.
+    assert abs(int((mask == 1).sum()) - 200) <= 30 and mask[35, 50] == 1 and mask[10, 10] == 0
+    # The 139 px wide scene leaves an 11 px remainder: padded with NaN and ignore.
+    _, _, edge_image, edge_mask = tiles[1]
+    assert np.isnan(edge_image[:, :, 11:]).all() and (edge_mask[:, 11:] == IGNORE_INDEX).all()
+    assert not np.isnan(edge_image[:, :, :11]).any()
+
+
+@pytest.mark.parametrize(("fmt", "crs"), [("geojson", 4326), ("geojson", 32645), ("shp", 4326)])
+def test_raw_scene_labels_are_rasterised_on_the_scene_grid(tmp_path, fmt, crs):
+    expected = make_hkh_scenes(tmp_path, vector_format=fmt, vector_crs=crs)
+    scene = tmp_path / "raster_data" / "LE07_140041_20051012.tif"
+    tiles = list(hkh.iter_raw_scene_tiles(scene, ("blue", "swir1"), hkh.read_label_layers(tmp_path), 80))
+    assert len(tiles) == 1
+    _, _, image, mask = tiles[0]
+    assert image.shape == (2, 80, 80)
+    h, w = expected["shape"]
+    assert int((mask == 1).sum()) == expected["clean"]
+    assert int((mask == 2).sum()) == expected["debris"]  # debris burns over clean ice
+    assert (mask[h - 3 : h, : w // 4] == IGNORE_INDEX).all()  # NaN pixels are ignored
+
+
+def test_slices_layout_reads_channels_by_name(tmp_path):
+    make_hkh_slices(tmp_path / "glacier_data" / "slices", scenes=1, per_scene=1, size=16)
+    layout = hkh.detect_layout(tmp_path / "glacier_data")
+    assert (layout.kind, layout.folder.name, layout.one_hot_masks) == ("slices", "slices", False)
+    pair = hkh.find_slices(layout.folder)[0]
+    image, mask = hkh.read_slice(pair, ("swir1", "blue"))
+    raw = np.load(pair.image_path)
+    np.testing.assert_array_equal(image[0], raw[..., HKH_BANDS.index("swir1")])
+    np.testing.assert_array_equal(image[1], raw[..., 0])
+    assert (mask[:2] == IGNORE_INDEX).all()  # the NaN scan-line gap
+    raw_mask = np.load(pair.mask_path)
+    assert int((mask == 1).sum()) == int(raw_mask[2:, :, 1].sum())
+
+
+def test_split_masks_are_one_hot(tmp_path):
+    folder = tmp_path / "splits" / "train"
+    folder.mkdir(parents=True)
+    np.save(folder / "slice_1_img_000.npy", np.ones((4, 4, 15), np.float32))
+    one_hot = np.zeros((4, 4, 3), np.uint8)
+    one_hot[..., 2] = 1
+    one_hot[0, 0] = (1, 0, 0)
+    one_hot[1, 1] = (0, 1, 0)
+    np.save(folder / "slice_1_mask_000.npy", one_hot)
+    layout = hkh.detect_layout(folder)
+    assert layout.one_hot_masks
+    _, mask = hkh.read_slice(hkh.find_slices(folder)[0], ("blue",), one_hot=True)
+    assert mask[0, 0] == 1 and mask[1, 1] == 2 and int((mask == 0).sum()) == 14
+
+
+def test_unknown_layout_and_missing_pieces(tmp_path):
+    with pytest.raises(DataError, match="not an HKH dataset folder"):
+        hkh.detect_layout(tmp_path)
+    make_hkh_scenes(tmp_path)
+    (tmp_path / "vector_data" / "debris.geojson").unlink()
+    with pytest.raises(DataError, match="no debris.geojson or debris.shp"):
+        hkh.read_label_layers(tmp_path)
+    (tmp_path / "slices").mkdir()
+    np.save(tmp_path / "slices" / "slice_0_img_000.npy", np.zeros((4, 4, 15), np.float32))
+    with pytest.raises(DataError, match="slice_0_mask_000.npy is missing"):
+        hkh.find_slices(hkh.detect_layout(tmp_path).folder)
+
+
+def test_scene_without_band_descriptions(tmp_path):
+    from data_factory import write_tif
+
+    path = write_tif(tmp_path / "x.tif", np.zeros((15, 4, 4), np.float32))
+    with pytest.raises(DataError, match="lack descriptions"):
+        list(hkh.iter_raw_scene_tiles(path, ("blue",), [], 4))
