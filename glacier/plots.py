@@ -28,7 +28,7 @@ CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
 )
 """RGB colour of each class index, shared by every overlay."""
 IGNORE_COLOR = (0, 0, 0)
-CORRECT_COLOR = (235, 235, 235)
+CORRECT_COLOR = (245, 243, 237)  # the faded background of the error panel
 ERROR_COLOR = (220, 20, 60)
 
 
@@ -55,7 +55,9 @@ def save_overlay(
     ignore_index: int = IGNORE_INDEX,
 ) -> Path:
     """Three panels (truth | prediction | errors) with a class legend, written as PNG."""
-    errors = np.where((truth != pred)[..., None], ERROR_COLOR, CORRECT_COLOR).astype(np.uint8)
+    # Correct pixels keep a faded truth colour for context; errors stand out in red.
+    faded = (0.3 * colorize(truth, ignore_index) + 0.7 * 255).astype(np.uint8)
+    errors = np.where((truth != pred)[..., None], np.array(ERROR_COLOR, np.uint8), faded)
     errors[truth == ignore_index] = IGNORE_COLOR
     valid = truth != ignore_index
     accuracy = float((truth[valid] == pred[valid]).mean()) if valid.any() else float("nan")
@@ -72,7 +74,7 @@ def save_overlay(
         ax.set_yticks([])
     handles = class_legend_handles() + [
         Patch(facecolor=np.array(ERROR_COLOR) / 255, edgecolor="0.3", label="error"),
-        Patch(facecolor=np.array(CORRECT_COLOR) / 255, edgecolor="0.3", label="correct"),
+        Patch(facecolor=np.array(CORRECT_COLOR) / 255, edgecolor="0.3", label="correct (faded truth)"),
     ]
     fig.legend(
         handles=handles, loc="lower center", ncol=len(handles), frameon=False, bbox_to_anchor=(0.5, -0.08)

@@ -101,3 +101,16 @@ def test_missing_or_empty_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no .tif masks"):
         evaluate_folders(tmp_path / "empty", tmp_path / "empty")
+
+
+def test_colorize_uses_the_one_palette():
+    from glacier.plots import CLASS_COLORS, IGNORE_COLOR, colorize
+
+    rgb = colorize(np.array([[0, 1], [3, 255]], dtype=np.uint8))
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
+    assert [tuple(rgb[0, 0]), tuple(rgb[0, 1]), tuple(rgb[1, 0]), tuple(rgb[1, 1])] == [
+        CLASS_COLORS[0],
+        CLASS_COLORS[1],
+        CLASS_COLORS[3],
+        IGNORE_COLOR,
+    ]
