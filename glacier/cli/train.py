@@ -1,3 +1,159 @@
-"""CLI commands: train (placeholder until its issue lands)."""
+"""CLI commands: ``glacier pretrain``, ``glacier finetune``, ``glacier ensemble``.
 
-from glacier.cli import app  # noqa: F401
+All run as plain ``glacier <command>`` on one device and under
+``accelerate launch -m glacier <command>`` on several.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from glacier.cli import app
+from glacier.cli.common import (
+    BatchSizeOpt,
+    ConfigOpt,
+    DataOpt,
+    EpochsOpt,
+    FoldOpt,
+    LrOpt,
+    OutOpt,
+    SeedOpt,
+    SetOpt,
+    config_from_options,
+)
+from glacier.errors import ConfigError
+
+ResumeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--resume",
+        help="Continue a run: 'latest' (newest state in the run folder) or a states/state_NNNNNN folder.",
+    ),
+]
+PushOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--push-to-hub", help="Hub repo id (user/name): created now, the best model pushed at the end."
+    ),
+]
+InitFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--init-from", help="Model folder, ensemble member or Hub id to start from (bands matched by name)."
+    ),
+]
+AllFoldsOpt = Annotated[bool, typer.Option("--all-folds", help="Every fold of the prepared dataset.")]
+
+
+def _int_list(text: str | None, option: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: write comma-separated integers, e.g. 42,123,456") from None
+    if not values:
+        raise ConfigError(f"{option}: give at least one value")
+    return values
+
+
+@app.command()
+def pretrain(
+    config: ConfigOpt = "hkh_pretrain",
+    data: DataOpt = None,
+    out: OutOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    lr: LrOpt = None,
+    fold: FoldOpt = None,
+    seed: SeedOpt = None,
+    set_: SetOpt = None,
+    resume: ResumeOpt = None,
+    push_to_hub: PushOpt = None,
+) -> None:
+    """Pretrain (e.g. on HKH); the run folder gets best/ and last/ model folders."""
+    from glacier.training.workflows import pretrain as run
+
+    cfg = config_from_options(
+        config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, fold=fold, seed=seed
+    )
+    run(cfg, resume=resume, push_to_hub=push_to_hub)
+
+
+@app.command()
+def finetune(
+    config: ConfigOpt = "competition_finetune",
+    data: DataOpt = None,
+    out: OutOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    lr: LrOpt = None,
+    fold: FoldOpt = None,
+    seed: SeedOpt = None,
+    set_: SetOpt = None,
+    all_folds: AllFoldsOpt = False,
+    init_from: InitFromOpt = None,
+    resume: ResumeOpt = None,
+    push_to_hub: PushOpt = None,
+) -> None:
+    """Fine-tune on one validation fold (--fold K) or all of them (--all-folds, with a CV summary)."""
+    from glacier.training.workflows import finetune as run
+
+    if all_folds and fold is not None:
+        raise ConfigError("--fold and --all-folds exclude each other")
+    cfg = config_from_options(
+        config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, fold=fold, seed=seed
+    )
+    run(cfg, all_folds=all_folds, init_from=init_from, resume=resume, push_to_hub=push_to_hub)
+
+
+@app.command()
+def ensemble(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Ensemble folder to write.")],
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="Comma-separated seeds, one member per seed and fold.")
+    ],
+    config: ConfigOpt = "competition_finetune",
+    data: DataOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    lr: LrOpt = None,
+    set_: SetOpt = None,
+    folds: Annotated[
+        str | None, typer.Option("--folds", help="Comma-separated validation folds, e.g. 0,1,2.")
+    ] = None,
+    all_folds: AllFoldsOpt = False,
+    init_from: InitFromOpt = None,
+    resume: ResumeOpt = None,
+    push_to_hub: PushOpt = None,
+) -> None:
+    """Train seed x fold members and write one ensemble folder (predict and export read it).
+
+    Without --folds / --all-folds each seed trains on the config's fold (data.fold).
+    """
+    from glacier.training.workflows import ensemble as run
+
+    if all_folds and folds is not None:
+        raise ConfigError("--folds and --all-folds exclude each other")
+    cfg = config_from_options(config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr)
+    fold_list = _int_list(folds, "--folds")
+    if all_folds:
+        from glacier.data.prepared import PreparedDataset
+
+        if cfg.data.path is None:
+            raise ConfigError("no prepared dataset: pass --data PREP")
+        fold_list = list(range(PreparedDataset.open(cfg.data.path).num_folds))
+    elif fold_list is None and not cfg.data.use_all_for_training:
+        fold_list = [cfg.data.fold]
+    run(
+        cfg,
+        seeds=_int_list(seeds, "--seeds"),
+        folds=fold_list,
+        out=out,
+        init_from=init_from,
+        resume=resume,
+        push_to_hub=push_to_hub,
+    )

@@ -1,0 +1,141 @@
+"""Turn the config into training objects: optimizer, learning-rate schedule, data loaders.
+
+The one place where config values become keyword arguments (like timm's
+``optimizer_kwargs``); the loop never reads optimizer or sampler settings itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from glacier.config import GlacierConfig, OptimizerConfig, SamplerConfig, SchedulerConfig
+
+
+def build_optimizer(params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """AdamW (default), Adam or SGD with momentum, from ``training.optimizer``."""
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+class LrSchedule:
+    """Linear warmup over the first ``warmup_epochs`` (per optimizer step), then per epoch:
+    ReduceLROnPlateau on validation MCC (mode max), cosine annealing to ``min_lr``, or none.
+
+    Not handed to ``accelerator.prepare``: Accelerate would step an epoch-level scheduler
+    once per process. Its state travels in the trainer state JSON instead.
+    """
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, epochs: int, steps_per_epoch: int
+    ) -> None:
+        self.optimizer = optimizer
+        self.cfg = cfg
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.warmup_steps = cfg.warmup_epochs * max(steps_per_epoch, 1)
+        self.steps = 0
+        self.inner: torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None
+        if cfg.name == "plateau":
+            self.inner = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="max", factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr
+            )
+        elif cfg.name == "cosine":
+            self.inner = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=max(epochs - cfg.warmup_epochs, 1), eta_min=cfg.min_lr
+            )
+        else:
+            self.inner = None
+        if self.warmup_steps:
+            self._set_scale(1.0 / (self.warmup_steps + 1))
+
+    @property
+    def in_warmup(self) -> bool:
+        return self.steps < self.warmup_steps
+
+    def _set_scale(self, scale: float) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * scale
+
+    def step_batch(self) -> None:
+        """After each optimizer step."""
+        if self.in_warmup:
+            self.steps += 1
+            self._set_scale(min(1.0, (self.steps + 1) / (self.warmup_steps + 1)))
+
+    def step_epoch(self, val_mcc: float | None) -> None:
+        """After each epoch; ``val_mcc`` None (no validation this epoch) leaves plateau alone."""
+        if self.in_warmup or self.inner is None:
+            return
+        if isinstance(self.inner, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if val_mcc is not None:
+                self.inner.step(val_mcc)
+        else:
+            self.inner.step()
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict:
+        return {
+            "steps": self.steps,
+            "lrs": [group["lr"] for group in self.optimizer.param_groups],
+            "inner": self.inner.state_dict() if self.inner is not None else None,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = int(state["steps"])
+        if self.inner is not None and state.get("inner") is not None:
+            self.inner.load_state_dict(state["inner"])
+        for group, lr in zip(self.optimizer.param_groups, state["lrs"], strict=True):
+            group["lr"] = lr
+
+
+def build_sampler(cfg: SamplerConfig, tile_class_counts: np.ndarray, seed: int) -> Sampler[int]:
+    """The training sampler over positions ``0..len(tile_class_counts)-1``: the same order on
+    every process (seeded by ``(seed, epoch)``), so Accelerate shards it into disjoint batches."""
+    size = len(tile_class_counts)
+    num_samples = cfg.samples_per_epoch or size
+    from glacier.data.sampler import BalancedTileSampler, UniformTileSampler
+
+    if cfg.name == "uniform":
+        return UniformTileSampler(size, num_samples, seed)
+    return BalancedTileSampler(tile_class_counts, dict(cfg.target_shares), num_samples, seed)
+
+
+def build_loaders(
+    cfg: GlacierConfig, prepared, bands: Sequence[str], stats, train_idx: np.ndarray, val_idx: np.ndarray
+) -> tuple[DataLoader, DataLoader | None, list]:
+    """Training loader (random crops, augmentation, sampler) and validation loader (whole
+    tiles, no augmentation, in order). Returns them plus the objects whose ``set_epoch`` the
+    loop calls (dataset and sampler), which Accelerate's wrappers do not reach."""
+    from glacier.data.prepared import TileDataset
+
+    data, training = cfg.data, cfg.training
+    train_set = TileDataset(
+        prepared,
+        train_idx,
+        bands=list(bands),
+        crop_size=data.crop_size,
+        augment=data.augment,
+        stats=stats,
+        seed=training.seed,
+    )
+    sampler = build_sampler(training.sampler, prepared.tile_class_counts[train_idx], training.seed)
+    common = {"num_workers": data.num_workers, "pin_memory": torch.cuda.is_available()}
+    train_loader = DataLoader(
+        train_set, batch_size=training.batch_size, sampler=sampler, drop_last=False, **common
+    )
+    val_loader = None
+    if len(val_idx):
+        val_set = TileDataset(
+            prepared, val_idx, bands=list(bands), crop_size=None, augment=False, stats=stats
+        )
+        val_loader = DataLoader(val_set, batch_size=training.batch_size, shuffle=False, **common)
+    return train_loader, val_loader, [train_set, sampler]

@@ -1,0 +1,179 @@
+"""K-fold cross-validation: the same ``fit`` once per fold, then a summary of the folds.
+
+    RUN/fold_0/ ... RUN/fold_{K-1}/   one run folder per fold (docs/ARCHITECTURE.md)
+    RUN/cv_summary.json               per-fold MCC and IoU, their mean and std
+    RUN/cv_summary.md                 the same as a markdown table
+
+K is the prepared dataset's ``num_folds``. With ``resume``, folds that finished are skipped
+and the interrupted one continues from its latest state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from glacier import atomic
+from glacier.config import GlacierConfig
+from glacier.errors import ConfigError
+from glacier.training.loop import RESULT_FILE, RunResult, fit
+
+SUMMARY_JSON = "cv_summary.json"
+SUMMARY_MD = "cv_summary.md"
+
+
+@dataclasses.dataclass
+class CVResult:
+    out: Path
+    folds: dict[int, RunResult]
+    summary: dict[str, Any] | None
+    """None when a fold stopped early (signal, max_hours): resume to finish."""
+
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None
+
+
+def fold_dir(run_dir: Path, fold: int) -> Path:
+    return run_dir / f"fold_{fold}"
+
+
+def finished_result(folder: Path) -> RunResult | None:
+    """The RunResult of a run folder whose training finished (None otherwise)."""
+    path = folder / RESULT_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    result = RunResult(
+        out=Path(data["out"]),
+        best_dir=Path(data["best_dir"]) if data.get("best_dir") else None,
+        best_metrics=data.get("best_metrics") or {},
+        epochs_run=int(data["epochs_run"]),
+        stopped_reason=data["stopped_reason"],
+    )
+    return result if result.finished else None
+
+
+def run_cross_validation(
+    cfg: GlacierConfig,
+    *,
+    folds: Sequence[int] | None = None,
+    init_from: str | Path | None = None,
+    resume: str | Path | None = None,
+    out: str | Path | None = None,
+    accelerator_factory: Callable[[], Any] | None = None,
+    print_fn: Callable[[str], None] = print,
+) -> CVResult:
+    """Fit every fold (``folds``, default all K of the prepared dataset) into ``RUN/fold_k``.
+
+    ``resume`` (any value, e.g. ``"latest"``) skips finished folds and resumes the others
+    from their latest state. ``accelerator_factory`` makes the Accelerator of each fold
+    (default: ``fit`` creates one). Writes the CV summary when every fold has finished.
+    """
+    from glacier.data.prepared import PreparedDataset
+
+    if cfg.data.use_all_for_training:
+        raise ConfigError("cross-validation needs validation folds: data.use_all_for_training is true")
+    if cfg.data.path is None:
+        raise ConfigError("no prepared dataset: pass --data PREP")
+    run_dir = Path(out if out is not None else cfg.out)
+    num_folds = PreparedDataset.open(cfg.data.path).num_folds
+    folds = list(range(num_folds)) if folds is None else list(folds)
+    bad = [k for k in folds if not 0 <= k < num_folds]
+    if bad:
+        raise ConfigError(f"folds {bad} out of range: {cfg.data.path} has folds 0..{num_folds - 1}")
+
+    results: dict[int, RunResult] = {}
+    for k in folds:
+        folder = fold_dir(run_dir, k)
+        done = finished_result(folder) if resume is not None else None
+        if done is not None:
+            print_fn(f"fold {k}: already finished ({folder}), skipped")
+            results[k] = done
+            continue
+        print_fn(f"fold {k + 1} of {len(folds)} (fold {k}) -> {folder}")
+        result = fit(
+            cfg.updated(**{"data.fold": k, "name": f"{cfg.name}_fold{k}"}),
+            accelerator=accelerator_factory() if accelerator_factory else None,
+            init_from=init_from,
+            resume="latest" if resume is not None else None,
+            out=folder,
+        )
+        results[k] = result
+        if not result.finished:
+            print_fn(f"fold {k} stopped ({result.stopped_reason}); continue with --resume latest")
+            return CVResult(run_dir, results, None)
+
+    summary = summarize_folds(results)
+    if _is_main_process():
+        write_summary(run_dir, summary)
+        print_fn(summary_table(summary))
+    return CVResult(run_dir, results, summary)
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def summarize_folds(results: dict[int, RunResult]) -> dict[str, Any]:
+    """Per-fold MCC / IoU / mean IoU of the best model, with mean and sample std over folds."""
+    folds = []
+    for k, result in sorted(results.items()):
+        m = result.best_metrics
+        folds.append(
+            {
+                "fold": k,
+                "mcc": m.get("mcc"),
+                "iou": m.get("iou", {}),
+                "miou": m.get("miou"),
+                "epoch": m.get("epoch"),
+                "model": str(result.best_dir) if result.best_dir else None,
+            }
+        )
+    columns = {"mcc": [f["mcc"] for f in folds], "miou": [f["miou"] for f in folds]}
+    for name in dict.fromkeys(n for f in folds for n in f["iou"]):
+        columns[f"iou_{name}"] = [f["iou"].get(name) for f in folds]
+    mean, std = {}, {}
+    for key, values in columns.items():
+        present = [float(v) for v in values if v is not None]
+        mean[key] = statistics.fmean(present) if present else None
+        std[key] = statistics.stdev(present) if len(present) > 1 else (0.0 if present else None)
+    return {"num_folds": len(folds), "folds": folds, "mean": mean, "std": std, "std_kind": "sample (n-1)"}
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The summary as a markdown table (readable printed too)."""
+    keys = list(summary["mean"])
+    header = "| fold | " + " | ".join(_label(k) for k in keys) + " |"
+    lines = [header, "|" + " --- |" * (len(keys) + 1)]
+    for fold in summary["folds"]:
+        values = {"mcc": fold["mcc"], "miou": fold["miou"], **{f"iou_{n}": v for n, v in fold["iou"].items()}}
+        lines.append(f"| {fold['fold']} | " + " | ".join(_fmt(values.get(k)) for k in keys) + " |")
+    lines.append(
+        "| mean ± std | "
+        + " | ".join(f"{_fmt(summary['mean'][k])} ± {_fmt(summary['std'][k])}" for k in keys)
+        + " |"
+    )
+    return "\n".join(lines)
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    atomic.write_json(run_dir / SUMMARY_JSON, summary)
+    atomic.write_text(
+        run_dir / SUMMARY_MD,
+        f"# Cross-validation: {summary['num_folds']} folds\n\n{summary_table(summary)}\n",
+    )
+
+
+def _label(key: str) -> str:
+    return {"mcc": "MCC", "miou": "mean IoU"}.get(key, key.replace("iou_", "IoU "))
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"

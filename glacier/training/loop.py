@@ -1,0 +1,641 @@
+"""The one training loop: pretraining, each cross-validation fold and each ensemble member.
+
+    from glacier.config import load_config
+    from glacier.training import fit
+    result = fit(load_config("tiny", data="prepared/competition", epochs=2))
+
+    accelerate launch -m glacier finetune --config competition_finetune --fold 0
+
+``fit`` follows accelerate's ``complete_cv_example``: build everything from the config,
+``prepare`` once, then per step ``accumulate`` / ``backward`` / ``clip_grad_norm_``, and per
+validation ``gather_for_metrics`` on per-tile confusion matrices (so the tiles Accelerate
+duplicates to even out the last batch are not counted twice). The loop does not know which
+phase it runs: the config says which data, bands, weights to start from and where to write.
+
+Normalisation: a run standardises its inputs with its *own training dataset's* statistics
+(from the prepared manifest, restricted to the selected bands) and saves them in every model
+folder it writes. A fine-tuned model therefore carries the statistics it was trained with,
+and prediction never has to guess which dataset a model's inputs looked like. Weights
+transferred from a pretrained model adapt to the new statistics during fine-tuning, like
+they adapt to the new sensor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from glacier import __version__, atomic
+from glacier.config import GlacierConfig, save_config
+from glacier.domain import IGNORE_INDEX, resolve_bands
+from glacier.errors import ConfigError, GlacierError, ModelError
+from glacier.training.checkpoints import CheckpointManager, TrainerState, resolve_resume
+from glacier.training.history import MetricsLog, epoch_line
+from glacier.training.signals import Deadline, StopRequest
+
+MAX_SKIPPED_STEPS = 10
+RESULT_FILE = "result.json"
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What ``fit`` reports: where the run is, its best model and why it ended."""
+
+    out: Path
+    best_dir: Path | None
+    best_metrics: dict[str, Any]
+    epochs_run: int
+    stopped_reason: str
+    """``completed``, ``early_stopping``, ``max_hours`` or a signal name (``SIGTERM``...)."""
+
+    @property
+    def finished(self) -> bool:
+        """False when the run stopped before its epochs were done and can be resumed."""
+        return self.stopped_reason in ("completed", "early_stopping")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "best_dir": str(self.best_dir) if self.best_dir else None,
+            "best_metrics": self.best_metrics,
+            "epochs_run": self.epochs_run,
+            "stopped_reason": self.stopped_reason,
+        }
+
+
+# -------------------------------------------------------------------------- one step
+@dataclasses.dataclass
+class StepOutput:
+    loss: torch.Tensor
+    """Detached total loss of the batch."""
+    parts: dict[str, torch.Tensor]
+    finite: bool
+
+
+def all_finite(accelerator, loss: torch.Tensor) -> bool:
+    """Whether the loss is finite on *every* process: a decision all processes share, so a
+    NaN on one GPU cannot leave the others waiting in a gradient all-reduce."""
+    flag = torch.isfinite(loss.detach()).reshape(1).float()
+    if accelerator.num_processes > 1:
+        flag = accelerator.gather(flag).min().reshape(1)
+    return bool(flag.item())
+
+
+def train_step(
+    accelerator, model, batch: dict[str, torch.Tensor], loss_fn, optimizer, max_grad_norm: float | None
+) -> StepOutput:
+    """Forward, loss, backward, clip and (at accumulation boundaries) step: one batch.
+
+    A non-finite loss skips the backward pass and clears the accumulated gradients; the
+    caller decides whether that stops the run.
+    """
+    with accelerator.accumulate(model):
+        logits, boundary_logits = model(batch["image"], with_boundary=True)
+        loss, parts = loss_fn(logits, batch["mask"], boundary_logits)
+        if not all_finite(accelerator, loss):
+            optimizer.zero_grad(set_to_none=True)
+            return StepOutput(loss.detach(), {}, False)
+        accelerator.backward(loss)
+        if max_grad_norm is not None and accelerator.sync_gradients:
+            accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return StepOutput(loss.detach(), {k: v.detach() for k, v in parts.items()}, True)
+
+
+# ------------------------------------------------------------------------ validation
+def pad_to_stride(
+    images: torch.Tensor, masks: torch.Tensor, stride: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad whole tiles on the bottom/right to a multiple of the network stride (image with
+    0, the normalised band mean; mask with the ignore index)."""
+    h, w = images.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if not (ph or pw):
+        return images, masks
+    return F.pad(images, (0, pw, 0, ph)), F.pad(masks, (0, pw, 0, ph), value=IGNORE_INDEX)
+
+
+@torch.no_grad()
+def validate(accelerator, model, loader, loss_fn, stride: int, num_classes: int) -> dict[str, Any]:
+    """Whole-tile validation: MCC, IoU... from the summed confusion of every tile exactly
+    once, and the mean per-tile loss; identical for 1 or N processes."""
+    from glacier.metrics import metrics_from_confusion, per_sample_confusion
+
+    model.eval()
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=accelerator.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+    tiles = 0
+    for batch in loader:
+        images, masks = pad_to_stride(batch["image"], batch["mask"], stride)
+        logits, boundary_logits = model(images, with_boundary=True)
+        # Per-tile losses, so that the mean does not depend on how tiles were batched.
+        losses = torch.stack(
+            [
+                loss_fn(
+                    logits[i : i + 1],
+                    masks[i : i + 1],
+                    None if boundary_logits is None else boundary_logits[i : i + 1],
+                )[0].float()
+                for i in range(len(images))
+            ]
+        )
+        cm = per_sample_confusion(logits.argmax(1), masks, num_classes=num_classes, ignore_index=IGNORE_INDEX)
+        cm, losses = accelerator.gather_for_metrics((cm, losses))
+        confusion += cm.sum(0).to(confusion.dtype)
+        loss_sum += losses.double().sum()
+        tiles += len(losses)
+    model.train()
+    metrics = metrics_from_confusion(confusion.cpu().numpy())
+    metrics["loss"] = float(loss_sum.item() / max(tiles, 1))
+    metrics["tiles"] = tiles
+    return metrics
+
+
+# ----------------------------------------------------------------------------- setup
+def _default_accelerator(cfg: GlacierConfig, run_dir: Path):
+    from accelerate import Accelerator
+
+    # Mixed precision comes from `accelerate launch --mixed_precision` / the accelerate
+    # config, not from our config: fp16 on T4s, bf16 where supported, none on CPU.
+    return Accelerator(
+        gradient_accumulation_steps=cfg.training.grad_accum_steps,
+        log_with="tensorboard",
+        project_dir=str(run_dir / "logs"),
+    )
+
+
+def resolve_init_source(init_from: str | Path) -> Path:
+    """A model folder (also an ensemble member or a run folder's ``best``) or a Hub id -> a
+    local model folder."""
+    from glacier.ensemble_folder import is_ensemble_folder
+    from glacier.models import is_model_folder
+
+    path = Path(init_from).expanduser()
+    if path.exists():
+        if is_model_folder(path):
+            return path
+        if is_model_folder(path / "best"):
+            return path / "best"
+        if is_ensemble_folder(path):
+            raise ModelError(
+                f"--init-from {init_from}: is an ensemble; start from one member, e.g. {path / 'members' / '<name>'}"
+            )
+        raise ModelError(f"--init-from {init_from}: not a model folder (no glacier-model config.json)")
+    text = str(init_from)
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
+        from glacier.hub import resolve_model_dir
+
+        return Path(resolve_model_dir(text))
+    raise ModelError(f"--init-from {init_from}: no such folder, and not a Hub id (owner/name)")
+
+
+def _init_weights(model, init_from: str | Path, bands: tuple[str, ...]) -> dict[str, Any]:
+    from glacier.models import load_model_folder, transfer_weights
+
+    folder = resolve_init_source(init_from)
+    source, meta = load_model_folder(folder)
+    report = transfer_weights(source.state_dict(), meta.bands, model, bands)
+    report["source"] = str(folder)
+    report["source_dataset"] = meta.training.get("dataset")
+    return report
+
+
+def _init_report_line(report: dict[str, Any]) -> str:
+    line = (
+        f"initialised from {report['source']}: {report['loaded']} tensors loaded; "
+        f"bands matched {report['matched_bands']}"
+    )
+    if report.get("unmatched_bands"):
+        line += f", new (mean filter) {report['unmatched_bands']}"
+    if report.get("dropped_bands"):
+        line += f", dropped {report['dropped_bands']}"
+    if report.get("skipped"):
+        line += f"; {len(report['skipped'])} tensors skipped (shape/name differ)"
+    return line
+
+
+def _select_bands(cfg: GlacierConfig, prepared) -> tuple[str, ...]:
+    available = tuple(prepared.bands)
+    if cfg.data.bands is None:
+        return available
+    chosen = resolve_bands(cfg.data.bands)
+    missing = [b for b in chosen if b not in available]
+    if missing:
+        raise ConfigError(
+            f"data.bands: {missing} not in the prepared dataset {cfg.data.path} (bands {list(available)})"
+        )
+    return chosen
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _provenance(cfg: GlacierConfig, prepared, bands, init_report, epochs_run: int) -> dict[str, Any]:
+    """The model folder's ``training``: the resolved config (top level, as the model card
+    reads it) plus where the model came from."""
+    manifest = prepared.manifest
+    return {
+        **cfg.to_dict(),
+        "dataset": manifest.get("dataset"),
+        "pretrain_dataset": init_report.get("source_dataset") if init_report else None,
+        "created_by": f"glacier {__version__}",
+        "provenance": {
+            "glacier_version": __version__,
+            "git_commit": _git_commit(),
+            "dataset_manifest": {
+                key: manifest.get(key)
+                for key in ("dataset", "source", "bands", "tile_size", "num_tiles", "num_folds")
+            },
+            "bands": list(bands),
+            "fold": None if cfg.data.use_all_for_training else cfg.data.fold,
+            "seed": cfg.training.seed,
+            "epochs_run": epochs_run,
+            "init_from": init_report.get("source") if init_report else None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    }
+
+
+def _check_fresh_run_dir(run_dir: Path) -> None:
+    # Never silently overwrite hours of training: an existing run needs --resume or a new --out.
+    if (run_dir / RESULT_FILE).is_file() or CheckpointManager(run_dir / "states", 1).latest():
+        raise GlacierError(
+            f"{run_dir} already holds a training run; pass --resume latest to continue it, "
+            "or choose another --out"
+        )
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}."))
+        elif isinstance(value, (int, float, str, bool)):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+# ------------------------------------------------------------------------------- fit
+class _EpochSums:
+    """Running sums of the training loss (and its parts) over one epoch, on the device."""
+
+    def __init__(self, device, saved: dict[str, Any] | None = None) -> None:
+        self.device = device
+        self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.parts: dict[str, torch.Tensor] = {}
+        self.images = 0
+        self.batches = 0
+        if saved:
+            self.loss += saved["loss"]
+            self.parts = {
+                k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in saved["parts"].items()
+            }
+            self.images, self.batches = int(saved["images"]), int(saved["batches"])
+
+    def add(self, out: StepOutput, images: int) -> None:
+        self.loss += out.loss.double()
+        for key, value in out.parts.items():
+            if key not in self.parts:
+                self.parts[key] = torch.zeros((), dtype=torch.float64, device=self.device)
+            self.parts[key] += value.double()
+        self.images += images
+        self.batches += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loss": float(self.loss.item()),
+            "parts": {k: float(v.item()) for k, v in self.parts.items()},
+            "images": self.images,
+            "batches": self.batches,
+        }
+
+    def reduced(self, accelerator) -> dict[str, float]:
+        """Mean loss (and parts) per batch over all processes, and the total image count."""
+        keys = sorted(self.parts)
+        local = torch.stack(
+            [self.loss, *(self.parts[k] for k in keys)]
+            + [torch.tensor(float(self.batches), dtype=torch.float64, device=self.device)]
+            + [torch.tensor(float(self.images), dtype=torch.float64, device=self.device)]
+        )
+        total = accelerator.reduce(local, reduction="sum") if accelerator.num_processes > 1 else local
+        values = total.tolist()
+        batches = max(values[-2], 1.0)
+        result = {"train_loss": values[0] / batches}
+        result.update({f"train_{k}": v / batches for k, v in zip(keys, values[1:-2], strict=True)})
+        result["images"] = values[-1]
+        return result
+
+
+def _validation_row(metrics: dict[str, Any]) -> dict[str, Any]:
+    row = {"val_loss": metrics["loss"], "val_mcc": metrics["mcc"]}
+    for name, value in metrics["iou"].items():
+        row[f"iou_{name}"] = float("nan") if value is None else value
+    row["miou"] = float("nan") if metrics["miou"] is None else metrics["miou"]
+    return row
+
+
+def _model_metrics(metrics: dict[str, Any], epoch: int) -> dict[str, Any]:
+    keep = ("mcc", "iou", "f1", "miou", "mean_f1", "pixel_accuracy", "loss", "tiles")
+    return {**{k: metrics[k] for k in keep if k in metrics}, "epoch": epoch}
+
+
+def fit(
+    cfg: GlacierConfig,
+    *,
+    accelerator=None,
+    init_from: str | Path | None = None,
+    resume: str | Path | None = None,
+    out: str | Path | None = None,
+) -> RunResult:
+    """Train the model ``cfg`` describes; write the run folder (docs/ARCHITECTURE.md).
+
+    ``init_from`` (else ``cfg.model.init_from``) starts from a model folder or Hub id, bands
+    matched by name. ``resume`` is ``"latest"``, a run folder or a ``states/state_NNNNNN``
+    folder: training continues exactly where that state was saved. ``out`` overrides
+    ``cfg.out``. Every process of an ``accelerate launch`` calls ``fit``; only the main
+    process writes files. Returns the same RunResult on every process.
+    """
+    from accelerate.utils import set_seed
+
+    from glacier.data.prepared import PreparedDataset
+    from glacier.losses import CombinedLoss
+    from glacier.models import build_model, save_model_folder
+    from glacier.training.builders import LrSchedule, build_loaders, build_optimizer
+
+    run_dir = Path(out if out is not None else cfg.out)
+    init_from = init_from if init_from is not None else cfg.model.init_from
+    cfg = cfg.updated(
+        **{"out": str(run_dir), "model.init_from": None if init_from is None else str(init_from)}
+    )
+    if cfg.data.path is None:
+        raise ConfigError("no prepared dataset: pass --data PREP (a `glacier preprocess` output folder)")
+    tcfg = cfg.training
+    own_accelerator = accelerator is None
+    if own_accelerator:
+        accelerator = _default_accelerator(cfg, run_dir)
+    checkpoints = CheckpointManager(run_dir / "states", cfg.checkpoints.keep_last)
+    resume_path = resolve_resume(resume, run_dir, cfg.checkpoints.keep_last)
+    if resume is None:
+        _check_fresh_run_dir(run_dir)
+    elif resume_path is None:
+        accelerator.print(f"no saved state in {run_dir / 'states'} yet: starting from the beginning")
+    is_main = accelerator.is_main_process
+
+    # ---- build, from the config and the prepared dataset's manifest
+    set_seed(tcfg.seed)
+    prepared = PreparedDataset.open(cfg.data.path)
+    bands = _select_bands(cfg, prepared)
+    stats = prepared.stats.select(bands)
+    sensor_all = prepared.manifest.get("sensor_bands")
+    sensor_bands = [sensor_all[list(prepared.bands).index(b)] for b in bands] if sensor_all else None
+    num_classes = len(prepared.manifest.get("classes", ())) or 4
+    train_idx, val_idx = prepared.train_val_indices(
+        cfg.data.fold, use_all=cfg.data.use_all_for_training, min_valid_fraction=cfg.data.min_valid_fraction
+    )
+    if len(train_idx) == 0:
+        raise GlacierError(f"{cfg.data.path}: no training tiles for fold {cfg.data.fold} with these settings")
+    model = build_model(cfg.model, bands, num_classes=num_classes)
+    stride = model.stride
+    init_report = (
+        _init_weights(model, init_from, bands) if init_from is not None and resume_path is None else None
+    )
+    optimizer = build_optimizer(model.parameters(), tcfg.optimizer)
+    train_loader, val_loader, epoch_aware = build_loaders(cfg, prepared, bands, stats, train_idx, val_idx)
+    loss_fn = CombinedLoss(tcfg.loss, num_classes=num_classes, ignore_index=IGNORE_INDEX)
+
+    if val_loader is None:
+        model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    else:
+        model, optimizer, train_loader, val_loader = accelerator.prepare(
+            model, optimizer, train_loader, val_loader
+        )
+    loss_fn = loss_fn.to(accelerator.device)
+    steps_per_epoch = math.ceil(len(train_loader) / accelerator.gradient_accumulation_steps)
+    schedule = LrSchedule(optimizer, tcfg.scheduler, tcfg.epochs, steps_per_epoch)
+
+    state = TrainerState()
+    if resume_path is not None:
+        state = checkpoints.load(accelerator, resume_path)
+        schedule.load_state_dict(state.schedule)
+        accelerator.print(f"resumed from {resume_path} (epoch {state.epoch}, batch {state.batch_in_epoch})")
+
+    # ---- run folder
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    history = MetricsLog(run_dir / "metrics.csv", resume_after_epoch=state.epoch if resume_path else None)
+    if accelerator.log_with:
+        accelerator.init_trackers(cfg.name, config=_flat(cfg.to_dict()))
+    accelerator.print(
+        f"training {cfg.name}: {len(train_idx)} training tiles, {len(val_idx)} validation tiles, "
+        f"bands {list(bands)}, {accelerator.num_processes} process(es) on {accelerator.device}"
+        + (f", mixed precision {accelerator.mixed_precision}" if accelerator.mixed_precision != "no" else "")
+    )
+    if init_report is not None:
+        accelerator.print(_init_report_line(init_report))
+
+    def save_model(folder: Path, metrics: dict[str, Any], epochs_run: int) -> None:
+        if is_main:
+            save_model_folder(
+                accelerator.unwrap_model(model),
+                folder,
+                normalization=stats,
+                metrics=metrics,
+                training=_provenance(cfg, prepared, bands, init_report, epochs_run),
+                sensor_bands=sensor_bands,
+            )
+
+    def save_state(partial: _EpochSums | None = None) -> None:
+        state.schedule = schedule.state_dict()
+        state.partial_epoch = partial.to_dict() if partial is not None else {}
+        checkpoints.save(accelerator, state)
+
+    # ---- train
+    from tqdm.auto import tqdm
+
+    deadline = Deadline(tcfg.max_hours)
+    stopped_reason = "completed"
+    last_metrics: dict[str, Any] = {}
+    with StopRequest() as stop:
+        for epoch in range(state.epoch, tcfg.epochs):
+            for obj in epoch_aware:
+                obj.set_epoch(epoch)
+            if hasattr(loss_fn, "set_epoch"):
+                loss_fn.set_epoch(epoch)
+            started = time.monotonic()
+            sums = _EpochSums(accelerator.device, state.partial_epoch or None)
+            batches = train_loader
+            if state.batch_in_epoch:
+                batches = accelerator.skip_first_batches(train_loader, state.batch_in_epoch)
+            bar = tqdm(
+                total=len(train_loader),
+                initial=state.batch_in_epoch,
+                desc=f"epoch {epoch + 1}/{tcfg.epochs}",
+                disable=not is_main,
+                mininterval=1.0,
+                dynamic_ncols=True,
+                leave=False,
+            )
+            model.train()
+            for batch in batches:
+                out = train_step(accelerator, model, batch, loss_fn, optimizer, tcfg.max_grad_norm)
+                state.batch_in_epoch += 1
+                state.global_batch += 1
+                bar.update()
+                if not out.finite:
+                    where = f"epoch {epoch + 1}, batch {state.batch_in_epoch}"
+                    if tcfg.nonfinite_loss == "stop":
+                        raise GlacierError(
+                            f"non-finite loss ({out.loss.item()}) at {where}: try a lower learning rate "
+                            "(--lr), full precision (accelerate launch --mixed_precision no) or "
+                            "--set training.nonfinite_loss=skip"
+                        )
+                    state.skipped_steps += 1
+                    accelerator.print(
+                        f"skipped a step with a non-finite loss at {where} ({state.skipped_steps})"
+                    )
+                    if state.skipped_steps >= MAX_SKIPPED_STEPS:
+                        raise GlacierError(
+                            f"{state.skipped_steps} steps had a non-finite loss (last at {where}): "
+                            "lower the learning rate (--lr) or train in full precision"
+                        )
+                else:
+                    sums.add(out, len(batch["image"]))
+                if accelerator.sync_gradients:
+                    schedule.step_batch()
+                    if state.batch_in_epoch % tcfg.log_every == 0 and is_main:
+                        bar.set_postfix(loss=f"{out.loss.item():.4f}", lr=f"{schedule.lr:.2e}", refresh=False)
+                    if _any_process(accelerator, stop.requested):
+                        break
+            bar.close()
+            if _any_process(accelerator, stop.requested) and state.batch_in_epoch < len(train_loader):
+                stopped_reason = stop.reason or "signal"
+                accelerator.print(f"stop requested ({stopped_reason}): saving a state mid-epoch {epoch + 1}")
+                save_state(sums)
+                break
+
+            # ---- end of epoch: validate, record, schedule, keep the best
+            train_seconds = time.monotonic() - started
+            row: dict[str, Any] = {"epoch": epoch + 1, "lr": schedule.lr}
+            train = sums.reduced(accelerator)
+            images = train.pop("images")
+            row.update(train)
+            validated = val_loader is not None and (
+                (epoch + 1) % tcfg.val_every == 0 or epoch + 1 == tcfg.epochs
+            )
+            mcc = None
+            if validated:
+                last_metrics = validate(accelerator, model, val_loader, loss_fn, stride, num_classes)
+                mcc = last_metrics["mcc"]
+                row.update(_validation_row(last_metrics))
+            row["seconds"] = time.monotonic() - started
+            row["images_per_s"] = images / max(train_seconds, 1e-9)
+            schedule.step_epoch(mcc)
+            state.epoch, state.batch_in_epoch, state.partial_epoch = epoch + 1, 0, {}
+            if is_main:
+                history.append(row)
+                accelerator.print(epoch_line(row, tcfg.epochs))
+            accelerator.log({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+
+            if mcc is not None:
+                if state.best_mcc is None or mcc > state.best_mcc:
+                    state.best_mcc, state.best_epoch = mcc, epoch + 1
+                    state.validations_without_improvement = 0
+                    if cfg.checkpoints.save_best:
+                        save_model(run_dir / "best", _model_metrics(last_metrics, epoch + 1), epoch + 1)
+                else:
+                    state.validations_without_improvement += 1
+            accelerator.wait_for_everyone()
+            deadline.record_epoch(time.monotonic() - started)
+
+            patience = tcfg.early_stopping_patience
+            if patience is not None and state.validations_without_improvement >= patience:
+                stopped_reason = "early_stopping"
+                accelerator.print(f"early stopping: no better validation MCC for {patience} validations")
+            elif _any_process(accelerator, stop.requested):
+                stopped_reason = stop.reason or "signal"
+            elif epoch + 1 < tcfg.epochs and not deadline.next_epoch_fits():
+                stopped_reason = "max_hours"
+                accelerator.print(
+                    f"training.max_hours: the next epoch would not fit; stopping after epoch {epoch + 1}"
+                )
+            if (
+                (epoch + 1) % cfg.checkpoints.save_every == 0
+                or stopped_reason != "completed"
+                or epoch + 1 == tcfg.epochs
+            ):
+                save_state()
+            if stopped_reason != "completed":
+                break
+
+    # ---- the end: last/, best/ (= last without validation), result.json
+    epochs_run = state.epoch
+    last_model_metrics = _model_metrics(last_metrics, epochs_run) if last_metrics else {"epoch": epochs_run}
+    save_model(run_dir / "last", last_model_metrics, epochs_run)
+    best_dir: Path | None = run_dir / "best"
+    if state.best_epoch is None:
+        # No validation (data.use_all_for_training): the best model is the last one.
+        if is_main:
+            with atomic.atomic_dir(run_dir / "best") as tmp:
+                shutil.copytree(run_dir / "last", tmp, dirs_exist_ok=True)
+        best_metrics = last_model_metrics
+    else:
+        best_metrics = _read_model_metrics(run_dir / "best") if cfg.checkpoints.save_best else {}
+        if not cfg.checkpoints.save_best:
+            best_dir = None
+    result = RunResult(run_dir, best_dir, best_metrics, epochs_run, stopped_reason)
+    if is_main:
+        atomic.write_json(run_dir / RESULT_FILE, result.to_dict())
+        best_text = (
+            f"best val MCC {state.best_mcc:.4f} (epoch {state.best_epoch})"
+            if state.best_mcc is not None
+            else "no validation"
+        )
+        accelerator.print(f"{stopped_reason} after {epochs_run} epochs; {best_text}; run folder {run_dir}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    if own_accelerator:
+        accelerator.free_memory()
+    return result
+
+
+def _any_process(accelerator, flag: bool) -> bool:
+    if accelerator.num_processes == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(value, reduction="sum").item() > 0)
+
+
+def _read_model_metrics(folder: Path) -> dict[str, Any]:
+    import json
+
+    config = folder / "config.json"
+    if not config.is_file():
+        return {}
+    return json.loads(config.read_text(encoding="utf-8")).get("metrics", {})
+
+
+__all__ = ["RunResult", "StepOutput", "fit", "train_step", "validate", "all_finite", "pad_to_stride"]
