@@ -35,15 +35,21 @@ def _target_vector(target_shares: Mapping[str, float] | Sequence[float]) -> np.n
 
 
 def balance_tile_weights(
-    class_counts: np.ndarray, target: np.ndarray, iterations: int = 300, max_ratio: float = 1000.0
+    class_counts: np.ndarray,
+    target: np.ndarray,
+    iterations: int = 500,
+    max_ratio: float = 1000.0,
+    uniform_mix: float = 0.3,
 ) -> np.ndarray:
     """Tile probabilities whose expected drawn-pixel class shares approach ``target``.
 
-    Multiplicative updates on one weight per tile: each round, a tile's weight is scaled by
-    the product over classes of (target / achieved) share, raised to the tile's own share of
-    that class; tiles rich in an under-represented class gain. Weights stay within
-    ``max_ratio`` of the largest so that no tile disappears entirely. Classes absent from
-    the data are dropped from the target. Tiles without labelled pixels get probability 0.
+    Minimises KL(target || achieved shares) over the tile probabilities p by exponentiated
+    gradient (multiplicative updates on one weight per tile): a tile gains in proportion to
+    how much of each under-represented class it holds. Weights stay within ``max_ratio``
+    of the largest. A tile cannot change its own composition, so a target may be out of
+    reach (40% debris when no tile is 40% debris); the optimum then concentrates on a few
+    tiles, which ``uniform_mix`` (the share of draws made uniformly) keeps diverse. Classes
+    absent from the data are dropped from the target; tiles without labelled pixels get 0.
     """
     counts = np.asarray(class_counts, dtype=np.float64)
     pixels = counts.sum(axis=1)
@@ -55,18 +61,20 @@ def balance_tile_weights(
     if goal.sum() <= 0:
         raise DataError(f"none of the target classes {list(target)} occur in the data")
     goal = goal / goal.sum()
-    share = np.zeros_like(counts)
-    share[usable] = counts[usable] / pixels[usable, None]
     log_w = np.where(usable, 0.0, -np.inf)
+    floor = np.log(max_ratio)
     for _ in range(iterations):
-        w = np.exp(log_w - log_w[usable].max())
-        achieved = (w @ counts) / (w @ pixels)
-        ratio = np.log(np.where(present, np.maximum(goal, 1e-12) / np.maximum(achieved, 1e-12), 1.0))
-        log_w = log_w + share @ ratio
-        top = log_w[usable].max()
-        log_w[usable] = np.maximum(log_w[usable], top - np.log(max_ratio))
-    w = np.exp(log_w - log_w[usable].max())
-    return w / w.sum()
+        p = np.exp(log_w - log_w[usable].max())
+        p /= p.sum()
+        # d KL / d p_i = n_i / (p . n) - sum_c goal_c * C_ic / (p . C_c)
+        gradient = pixels / (p @ pixels) - (counts / np.maximum(p @ counts, 1e-12)) @ goal
+        step = 1.0 / max(np.abs(gradient[usable]).max(), 1e-12)
+        log_w[usable] -= step * gradient[usable]
+        log_w[usable] = np.maximum(log_w[usable], log_w[usable].max() - floor)
+    balanced = np.exp(log_w - log_w[usable].max())
+    balanced /= balanced.sum()
+    uniform = usable / usable.sum()
+    return (1.0 - uniform_mix) * balanced + uniform_mix * uniform
 
 
 def expected_shares(class_counts: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
@@ -83,7 +91,7 @@ class BalancedTileSampler(Sampler[int]):
     with probability e - floor(e) (systematic residual sampling), so tiles repeat within an
     epoch only where oversampling asks for it. ``target_shares`` is a dict by class name
     (e.g. ``{"background": 0.1, "glacier": 0.35, "debris": 0.4, "lake": 0.15}``) or one
-    value per class.
+    value per class. ``uniform_mix`` is the share of draws made uniformly over tiles.
     """
 
     def __init__(
@@ -92,12 +100,13 @@ class BalancedTileSampler(Sampler[int]):
         target_shares: Mapping[str, float] | Sequence[float],
         num_samples: int,
         seed: int,
+        uniform_mix: float = 0.3,
     ) -> None:
         if num_samples < 1:
             raise DataError(f"num_samples must be at least 1, got {num_samples}")
         self.class_counts = np.asarray(tile_class_counts, dtype=np.int64)
         self.target = _target_vector(target_shares)
-        self.probabilities = balance_tile_weights(self.class_counts, self.target)
+        self.probabilities = balance_tile_weights(self.class_counts, self.target, uniform_mix=uniform_mix)
         self.num_samples = int(num_samples)
         self.seed = int(seed)
         self.epoch = 0
