@@ -1,3 +1,113 @@
-"""CLI commands: predict (placeholder until its issue lands)."""
+"""CLI commands: predict, export-submission."""
 
-from glacier.cli import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from glacier.cli import app
+
+TtaOpt = Annotated[
+    str, typer.Option("--tta", help="Test-time augmentation: none, flip (3 copies) or d4 (8 copies).")
+]
+
+
+def _split_names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+@app.command("predict")
+def predict(
+    model: Annotated[str, typer.Argument(help="Model folder, ensemble folder or Hub id (user/name).")],
+    input_dir: Annotated[Path, typer.Argument(help="Folder holding Band1..Band5 (one GeoTIFF per scene).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the masks (input file names).")],
+    tta: TtaOpt = "none",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per forward pass.")] = 4,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    tile_size: Annotated[
+        int, typer.Option("--tile-size", min=16, help="Window size for larger scenes (px).")
+    ] = 512,
+    overlap: Annotated[
+        float, typer.Option("--overlap", help="Window overlap, a fraction of the tile.")
+    ] = 0.25,
+    probabilities: Annotated[
+        bool,
+        typer.Option(
+            "--probabilities", help="Also write OUT/probabilities/<name> (uint8 p x 255 per class)."
+        ),
+    ] = False,
+    overlays: Annotated[bool, typer.Option("--overlays", help="Also write OUT/overlays/<stem>.png.")] = False,
+    soup: Annotated[
+        bool,
+        typer.Option(
+            "--soup", help="Average the ensemble members' weights into one model (same architecture)."
+        ),
+    ] = False,
+    members: Annotated[
+        str | None, typer.Option("--members", help="Ensemble members to use, comma-separated.")
+    ] = None,
+) -> None:
+    """Predict masks (uint8 0/85/170/255, the inputs' georeferencing) for every scene of INPUT_DIR."""
+    from glacier.predict import predict_folder
+
+    summary = predict_folder(
+        model,
+        input_dir,
+        out,
+        tta=tta,
+        batch_size=batch_size,
+        device=device,
+        tile_size=tile_size,
+        overlap=overlap,
+        probabilities=probabilities,
+        overlays=overlays,
+        soup=soup,
+        members=_split_names(members),
+    )
+    typer.echo(
+        f"wrote {summary['scenes']} masks to {out} ({summary['members']} member(s)"
+        f"{', soup' if summary['soup'] else ''}, tta {summary['tta']}, {summary['device']}, "
+        f"{summary['seconds_per_scene']:.3f} s/scene)"
+    )
+
+
+@app.command("export-submission")
+def export_submission(
+    model: Annotated[str, typer.Argument(help="Model folder, ensemble folder or Hub id (user/name).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for solution.py and model.pth.")],
+    tta: Annotated[
+        str, typer.Option("--tta", help="none or flip (heavier TTA timed out on the platform).")
+    ] = "none",
+    members: Annotated[
+        str | None, typer.Option("--members", help="Ensemble members to ship, comma-separated.")
+    ] = None,
+    fp16: Annotated[
+        bool | None,
+        typer.Option(
+            "--fp16/--fp32", help="Weight precision in model.pth (default: fp32 unless over 300 MB)."
+        ),
+    ] = None,
+    check_input: Annotated[
+        Path | None,
+        typer.Option("--check-input", help="Band folders to self-check on (default: synthetic tiles)."),
+    ] = None,
+) -> None:
+    """Write solution.py + model.pth for the competition platform and verify them in a fresh interpreter."""
+    from glacier.submission import export_submission as export
+
+    report = export(model, out, tta=tta, members=_split_names(members), half=fp16, check_input=check_input)
+    typer.echo(
+        f"wrote {report['solution']} and {report['model']} ({report['size_mb']} MB, "
+        f"{len(report['members'])} member(s), {report['weights_dtype']}, tta {report['tta']})\n"
+        f"self-check on {report['check_tiles']} {report['check_input']} tile(s): "
+        f"{report['differing_pixels']} of {report['pixels']} pixels differ from glacier predict "
+        f"({report['mismatch_fraction']:.1e})\n"
+        f"time: {report['seconds_per_tile']:.3f} s/tile here, about {report['projected_seconds_25_tiles']:.1f} s "
+        f"for 25 tiles (including {report['import_seconds'] + report['load_seconds']:.1f} s start-up)"
+    )
+    if "fp16_vs_fp32_mismatch_fraction" in report:
+        typer.echo(
+            f"fp16 weights change {report['fp16_vs_fp32_mismatch_fraction']:.1e} of pixels against fp32"
+        )

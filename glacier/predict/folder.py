@@ -1,0 +1,84 @@
+"""``glacier predict``: a model or ensemble over a folder of competition-layout scenes.
+
+    summary = predict_folder("runs/ensemble", "data/Test", "preds", tta="flip")
+
+Writes ``OUT/<input file name>`` masks (uint8 0/85/170/255, the input's georeferencing),
+and optionally ``OUT/probabilities/<name>`` (uint8 probability x 255 per class) and
+``OUT/overlays/<stem>.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from glacier.data.competition import find_scenes, read_scene_image
+from glacier.predict.loading import band_folders_for, load_models, resolve_model_path
+from glacier.predict.predictor import Predictor
+from glacier.predict.soup import soup_with_meta
+from glacier.predict.writer import write_mask, write_overlay, write_probabilities
+
+
+def predict_folder(
+    model_path: str | Path,
+    input_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    tta: str = "none",
+    batch_size: int = 4,
+    device: str | torch.device = "auto",
+    tile_size: int | None = 512,
+    overlap: float = 0.25,
+    probabilities: bool = False,
+    overlays: bool = False,
+    soup: bool = False,
+    members: Sequence[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Predict every scene of ``input_dir`` with the model/ensemble/Hub id ``model_path``.
+
+    The band folders read follow the model's bands (``band_folders_for``). ``soup`` averages
+    the members' weights into one model instead of averaging their probabilities. Returns
+    a summary: model, members, tta, device, scenes, outputs, seconds, seconds_per_scene.
+    """
+    model_dir = resolve_model_path(model_path)
+    models = load_models(model_dir, members=members)
+    num_members = len(models)
+    if soup and len(models) > 1:
+        models = [soup_with_meta(models)]
+    predictor = Predictor(
+        models, tta=tta, device=device, tile_size=tile_size, overlap=overlap, batch_size=batch_size
+    )
+    scenes = find_scenes(input_dir, require_labels=False, band_folders=band_folders_for(predictor.bands))
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = []
+    start = time.perf_counter()
+    for scene in tqdm(scenes, desc="predict", unit="scene", disable=not progress):
+        image, profile = read_scene_image(scene)
+        probs = predictor.predict_probabilities(image)
+        indices = probs.argmax(axis=0)
+        name = scene.band_paths[0].name
+        outputs.append(str(write_mask(out_dir / name, indices, profile)))
+        if probabilities:
+            write_probabilities(out_dir / "probabilities" / name, probs, profile)
+        if overlays:
+            write_overlay(out_dir / "overlays" / f"{Path(name).stem}.png", image, predictor.bands, indices)
+    seconds = time.perf_counter() - start
+    return {
+        "model": str(model_dir),
+        "members": num_members,
+        "soup": bool(soup and num_members > 1),
+        "tta": tta,
+        "device": str(predictor.device),
+        "scenes": len(scenes),
+        "outputs": outputs,
+        "seconds": round(seconds, 3),
+        "seconds_per_scene": round(seconds / max(1, len(scenes)), 4),
+    }
