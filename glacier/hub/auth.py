@@ -14,7 +14,10 @@ from collections.abc import Iterator
 
 from glacier.errors import HubError
 
-LOGIN_HINT = "set HF_TOKEN to a token with write access (https://huggingface.co/settings/tokens) or run `hf auth login`"
+LOGIN_HINT = (
+    "set HF_TOKEN to a valid token (write access to push; https://huggingface.co/settings/tokens) "
+    "or run `hf auth login`"
+)
 
 
 def current_token() -> str | None:

@@ -1,0 +1,372 @@
+"""Push and pull through a real HTTP server speaking the Hub API (tests/hub_server.py).
+
+The real huggingface_hub client talks to it: huggingface_hub reads its settings from the
+environment at import, so the fixture patches ``huggingface_hub.constants`` for in-process
+calls and sets the same variables for subprocesses (the token-leak test runs the CLI in one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from glacier.errors import HubError
+from tests.conftest import REPO_ROOT
+from tests.hub_server import FakeHub
+
+TOKEN = "hf_glacierTESTtoken0123456789abcdef"
+BOB_TOKEN = "hf_bobTESTtoken0123456789abcdef"
+BANDS = ("blue", "green", "red", "swir1", "tir")
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    server = FakeHub(tokens={TOKEN: "alice", BOB_TOKEN: "bob"}).start()
+    home = tmp_path / "hf"
+    settings = {
+        "HF_ENDPOINT": server.url,
+        "HF_TOKEN": TOKEN,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(home / "hub"),
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    patches = {
+        "ENDPOINT": server.url,
+        "HUGGINGFACE_CO_URL_TEMPLATE": server.url + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_HUB_OFFLINE": False,
+        "HF_HUB_DISABLE_XET": True,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(home / "hub"),
+        "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+    }
+    for key, value in patches.items():
+        monkeypatch.setattr(constants, key, value)
+    server.env = settings
+    yield server
+    server.stop()
+    assert not server.unknown, f"the client called routes the fake Hub does not know: {server.unknown}"
+
+
+def _use_cache(monkeypatch, cache: Path) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+
+
+def _tiny_model(seed: int = 0):
+    import torch
+
+    from glacier.config import ModelConfig
+    from glacier.models import build_model
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        architecture="boundary_aware_unet", encoder="resnet18", encoder_depth=3, decoder_channels=[32, 16, 8]
+    )
+    return build_model(cfg, BANDS).eval()
+
+
+def _save_model(folder: Path, seed: int = 0, mcc: float = 0.61):
+    from glacier.models import save_model_folder
+    from glacier.normalization import BandStats
+
+    model = _tiny_model(seed)
+    stats = BandStats(BANDS, (0.1, 0.2, 0.3, 0.4, 280.0), (0.05, 0.05, 0.06, 0.07, 9.0))
+    metrics = {"mcc": mcc, "iou": {"background": 0.9, "glacier": 0.7, "debris": 0.3, "lake": 0.0}}
+    training = {"name": "tiny", "dataset": "competition", "training": {"epochs": 2, "seed": seed}}
+    save_model_folder(
+        model,
+        folder,
+        normalization=stats,
+        metrics=metrics,
+        training=training,
+        sensor_bands=("B2", "B3", "B4", "B6", "B10"),
+    )
+    return model
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _commits(hub: FakeHub, repo_id: str) -> int:
+    return len(hub.repos[repo_id].commits) - 1  # minus the repo's initial commit
+
+
+# ------------------------------------------------------------------------ round trip
+def test_push_pull_round_trip_into_empty_cache(hub, tmp_path, monkeypatch, cli, capsys):
+    import torch
+
+    from glacier.hub import render_model_card
+    from glacier.models import load_model_folder
+
+    local = tmp_path / "model"
+    model = _save_model(local)
+    before = _digest(local)
+
+    assert cli("push", local, "alice/glacier-tiny") == 0
+    assert "pushed: " in capsys.readouterr().out
+    stored = hub.files("alice/glacier-tiny")
+    assert set(stored) == {".gitattributes", "README.md", "model.safetensors", "config.json"}
+    assert hub.repos["alice/glacier-tiny"].private
+    assert _commits(hub, "alice/glacier-tiny") == 1
+    assert hub.count("PUT", r"^/lfs-upload/") == 1  # the weights went through LFS
+    assert _digest(local) == before  # pushing only reads
+
+    _use_cache(monkeypatch, tmp_path / "empty-cache")
+    out = tmp_path / "pulled"
+    assert cli("pull", "alice/glacier-tiny", "--out", out) == 0
+    for name in ("model.safetensors", "config.json"):
+        assert (out / name).read_bytes() == (local / name).read_bytes()
+    config = json.loads((local / "config.json").read_text())
+    assert (out / "README.md").read_text() == render_model_card(config, repo_id="alice/glacier-tiny")
+    assert (tmp_path / "empty-cache").is_dir()
+
+    pulled, meta = load_model_folder(out)
+    assert meta.bands == BANDS
+    x = torch.randn(2, len(BANDS), 64, 64)
+    with torch.no_grad():
+        assert torch.equal(pulled(x), model(x))
+
+
+def test_pull_works_offline_from_the_cache(hub, tmp_path, monkeypatch, cli):
+    from huggingface_hub import constants
+
+    from glacier.hub import resolve_model_dir
+
+    _save_model(tmp_path / "model")
+    assert cli("push", tmp_path / "model", "alice/offline") == 0
+    assert cli("pull", "alice/offline", "--out", tmp_path / "first") == 0
+    hub.stop()
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert cli("pull", "alice/offline", "--out", tmp_path / "second") == 0
+    assert _digest(tmp_path / "second") == _digest(tmp_path / "first")
+    snapshot = resolve_model_dir("alice/offline")
+    assert (snapshot / "model.safetensors").read_bytes() == (
+        tmp_path / "model" / "model.safetensors"
+    ).read_bytes()
+
+    # Online but the server is gone: the cache still answers.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    assert resolve_model_dir("alice/offline") == snapshot
+
+
+def test_push_ensemble_folder_in_one_commit(hub, tmp_path, cli):
+    from glacier.hub.pull import check_model_repo, resolve_model_dir
+    from glacier.models import load_model_folder
+
+    ens = tmp_path / "ensemble"
+    members = []
+    for seed, fold in ((42, 0), (43, 1)):
+        name = f"seed{seed}_fold{fold}"
+        _save_model(ens / "members" / name, seed=seed, mcc=0.6 + fold / 100)
+        members.append(
+            {
+                "name": name,
+                "path": f"members/{name}",
+                "seed": seed,
+                "fold": fold,
+                "metrics": {"mcc": 0.6 + fold / 100},
+            }
+        )
+    manifest = {
+        "format": "glacier-ensemble",
+        "format_version": 1,
+        "bands": list(BANDS),
+        "members": members,
+        "metrics": {"mcc": 0.655},
+    }
+    (ens / "ensemble.json").write_text(json.dumps(manifest))
+
+    assert cli("push", ens, "alice/glacier-ensemble", "--public") == 0
+    stored = hub.files("alice/glacier-ensemble")
+    assert {
+        "ensemble.json",
+        "README.md",
+        "members/seed42_fold0/model.safetensors",
+        "members/seed43_fold1/config.json",
+    } <= set(stored)
+    assert _commits(hub, "alice/glacier-ensemble") == 1
+    assert not hub.repos["alice/glacier-ensemble"].private
+    card = stored["README.md"].decode()
+    assert "Ensemble members" in card and "seed43_fold1" in card and "0.6550" in card
+
+    folder = resolve_model_dir("alice/glacier-ensemble")
+    assert check_model_repo(folder, "alice/glacier-ensemble") == "ensemble"
+    model, _ = load_model_folder(folder / "members" / "seed43_fold1")
+    assert model.bands == BANDS
+
+
+def test_run_folder_sends_best_model_and_states_only_when_asked(hub, tmp_path, cli):
+    run = tmp_path / "run"
+    _save_model(run / "best")
+    (run / "metrics.csv").write_text("epoch,val_mcc\n1,0.5\n2,0.61\n")
+    cv = {"folds": [{"fold": 0, "mcc": 0.6}, {"fold": 1, "mcc": 0.64}]}
+    (run / "cv_summary.json").write_text(json.dumps(cv))
+    (run / "states" / "state_000002").mkdir(parents=True)
+    (run / "states" / "state_000002" / "optimizer.bin").write_bytes(os.urandom(256))
+
+    assert cli("push", run, "alice/run") == 0
+    stored = hub.files("alice/run")
+    assert {"model.safetensors", "config.json", "metrics.csv", "cv_summary.json", "README.md"} <= set(stored)
+    assert not any(p.startswith("states/") for p in stored)
+    assert "0.6200 +/- 0.0200" in stored["README.md"].decode()
+
+    assert cli("push", run, "alice/run", "--include-states", "--revision", "with-states") == 0
+    assert "states/state_000002/optimizer.bin" in hub.files("alice/run", "with-states")
+    assert "states/state_000002/optimizer.bin" not in hub.files("alice/run", "main")
+
+
+# ---------------------------------------------------------------------- failures
+def test_bad_token_is_a_clear_error(hub, tmp_path, monkeypatch, cli, capsys):
+    _save_model(tmp_path / "model")
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    assert cli("push", tmp_path / "model", "alice/x") == 1
+    err = capsys.readouterr().err
+    assert "'alice/x'" in err and "rejected the token" in err and "HF_TOKEN" in err
+    assert "Traceback" not in err and "hf_wrong" not in err
+    assert "alice/x" not in hub.repos
+
+
+def test_no_token_fails_before_any_request(hub, tmp_path, monkeypatch, cli, capsys):
+    _save_model(tmp_path / "model")
+    monkeypatch.delenv("HF_TOKEN")
+    assert cli("push", tmp_path / "model", "alice/x") == 1
+    assert "not logged in" in capsys.readouterr().err
+    assert hub.requests == []
+
+
+def test_missing_and_private_repos_on_pull(hub, tmp_path, monkeypatch, cli, capsys):
+    assert cli("pull", "alice/nope", "--out", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "'alice/nope'" in err and "not found" in err
+    assert not (tmp_path / "out").exists()
+
+    _save_model(tmp_path / "model")
+    assert cli("push", tmp_path / "model", "alice/secret") == 0
+    monkeypatch.setenv("HF_TOKEN", BOB_TOKEN)
+    assert cli("pull", "alice/secret", "--out", tmp_path / "out") == 1
+    assert "not found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_server_down_is_a_clear_error(hub, tmp_path, cli, capsys):
+    _save_model(tmp_path / "model")
+    hub.stop()
+    assert cli("push", tmp_path / "model", "alice/x") == 1
+    err = capsys.readouterr().err
+    assert "cannot reach the Hub" in err and "run the same command again" in err
+    assert cli("pull", "alice/x", "--out", tmp_path / "out") == 1
+    assert "not in the local cache" in capsys.readouterr().err
+
+
+def test_interrupted_push_changes_nothing_and_rerun_succeeds(hub, tmp_path, cli, capsys):
+    local = tmp_path / "model"
+    _save_model(local)
+    before = _digest(local)
+    hub.fail("commit", status=500)
+
+    assert cli("push", local, "alice/flaky") == 1
+    err = capsys.readouterr().err
+    assert "'alice/flaky'" in err and "HTTP 500" in err and "run the same command again" in err
+    assert _commits(hub, "alice/flaky") == 0
+    assert _digest(local) == before
+
+    assert cli("push", local, "alice/flaky") == 0
+    assert _commits(hub, "alice/flaky") == 1
+    assert hub.files("alice/flaky")["model.safetensors"] == (local / "model.safetensors").read_bytes()
+    assert hub.count("PUT", r"^/lfs-upload/") == 1  # the rerun did not send the weights again
+
+
+def test_pulled_repo_must_be_a_model(hub, tmp_path, cli, capsys):
+    from huggingface_hub import HfApi
+
+    HfApi().create_repo("alice/notes")
+    HfApi().upload_file(path_or_fileobj=b"hello", path_in_repo="notes.txt", repo_id="alice/notes")
+    assert cli("pull", "alice/notes", "--out", tmp_path / "out") == 1
+    assert "not a glacier model" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_pull_does_not_replace_an_unrelated_folder(hub, tmp_path, cli, capsys):
+    _save_model(tmp_path / "model")
+    assert cli("push", tmp_path / "model", "alice/m") == 0
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    assert cli("pull", "alice/m", "--out", keep) == 1
+    assert "choose another --out" in capsys.readouterr().err
+    assert (keep / "notes.txt").read_text() == "mine"
+
+
+def test_resolve_model_dir_local_and_errors(hub, tmp_path):
+    from glacier.hub import resolve_model_dir
+
+    assert resolve_model_dir(str(tmp_path)) == tmp_path
+    with pytest.raises(HubError, match="no such local folder"):
+        resolve_model_dir("./runs/missing/best")
+    with pytest.raises(HubError, match="not a local folder, and as a Hub repo id.*not found"):
+        resolve_model_dir("alice/never-pushed")
+
+
+def test_create_repo_early(hub, monkeypatch):
+    from glacier.hub import create_repo_early
+
+    assert create_repo_early("alice/early").endswith("/alice/early")
+    assert create_repo_early("alice/early").endswith("/alice/early")  # exists: fine
+    with pytest.raises(HubError, match="not a valid Hub repo id"):
+        create_repo_early("alice/bad id")
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    with pytest.raises(HubError, match="rejected the token"):
+        create_repo_early("alice/other")
+
+
+def test_token_never_leaks(hub, tmp_path):
+    """Push and pull with the CLI in a subprocess (settings from the environment only)."""
+    _save_model(tmp_path / "model")
+    env = {**os.environ, **hub.env, "PYTHONPATH": str(REPO_ROOT)}
+    outputs = []
+    for argv in (
+        ["push", str(tmp_path / "model"), "alice/leak"],
+        ["pull", "alice/leak", "--out", str(tmp_path / "pulled")],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "glacier", *argv], env=env, capture_output=True, timeout=120, cwd=tmp_path
+        )
+        assert proc.returncode == 0, proc.stderr.decode()
+        outputs += [proc.stdout, proc.stderr]
+    bad = subprocess.run(
+        [sys.executable, "-m", "glacier", "push", str(tmp_path / "model"), "bob/leak"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 1 and b"403" in bad.stderr
+    outputs += [bad.stdout, bad.stderr]
+
+    secret = TOKEN.encode()
+    assert hub.count("POST", r"/commit/") == 1
+    assert all(secret not in blob for blob in hub.all_stored_bytes())
+    assert all(secret not in out for out in outputs)
+    assert all(secret not in p.read_bytes() for p in (tmp_path / "pulled").rglob("*") if p.is_file())
