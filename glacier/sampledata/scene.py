@@ -1,0 +1,257 @@
+"""The ground truth of one scene: which surface lies where (class layout).
+
+Ice accumulates high up and flows down valleys as tongues; the lower tongues carry debris;
+proglacial lakes sit at some snouts; seasonal snow lies on high ground outside the
+glaciers; moraines of glacier-like rubble flank the tongues; vegetation fills low valleys;
+clouds float over everything. Only the glacier classes are labelled: snow, moraines,
+shadows and clouds are background that looks like something else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from scipy import ndimage
+
+from glacier.sampledata.glaciers import glacier_outline
+from glacier.sampledata.noise import blur, fractal_noise, rescale, smooth_noise, threshold_for_share
+from glacier.sampledata.regions import Region
+from glacier.sampledata.terrain import Sun, Terrain, make_terrain
+
+PIXEL_M = 30.0
+"""Ground size of a pixel at the reference size (512 px, 15 km across)."""
+REFERENCE_SIZE = 512
+
+
+class Material(IntEnum):
+    """Surface materials; the spectra module gives each its reflectance and temperature."""
+
+    ROCK = 0
+    SOIL = 1
+    VEGETATION = 2
+    SNOW = 3  # seasonal snow: background
+    FIRN = 4  # snow-covered accumulation zone of a glacier
+    ICE = 5  # bare glacier ice
+    DEBRIS = 6  # debris-covered glacier ice
+    MORAINE = 7  # rubble outside the glacier: background
+    WATER = 8  # proglacial lake
+
+
+MATERIAL_CLASS = np.array([0, 0, 0, 0, 1, 1, 2, 0, 3], dtype=np.uint8)
+"""Class index of each material (background, glacier, debris, lake)."""
+
+
+@dataclass
+class Scene:
+    """One scene's surfaces and the conditions it is observed under."""
+
+    terrain: Terrain
+    material: np.ndarray  # uint8 Material codes
+    truth: np.ndarray  # uint8 class indices 0..3, the physically true classes
+    lithology: np.ndarray  # 0..1, dark to bright rock
+    dirt: np.ndarray  # 0..1, how dirty bare ice is (rises towards the debris)
+    debris_thickness: np.ndarray  # 0..1, thin near clean ice, thick at the snout
+    cloud: np.ndarray  # 0..1 cloud opacity
+    cloud_shadow: np.ndarray  # 0..1 share of direct sun blocked by a cloud
+    sun: Sun
+    air_temperature: float  # K at 4000 m
+    gain: float
+    scale: float  # image size / reference size: pixel lengths scale with it
+
+
+def make_scene(rng: np.random.Generator, shape: tuple[int, int], region: Region) -> Scene:
+    """Draw one scene's parameters from ``region`` and lay out its surfaces."""
+    scale = min(shape) / REFERENCE_SIZE
+    sun = Sun(float(rng.uniform(*region.sun_elevation)), float(rng.uniform(*region.sun_azimuth)))
+    terrain = make_terrain(
+        rng,
+        shape,
+        sun,
+        pixel_m=PIXEL_M / scale,  # a smaller image is the same landscape, coarser
+        low=float(rng.uniform(*region.base_elevation)),
+        median_slope=float(rng.uniform(*region.median_slope)),
+    )
+    material = np.full(shape, Material.ROCK, dtype=np.uint8)
+    lithology = rescale(fractal_noise(rng, shape, beta=2.6))
+
+    glacier = _fill_small_holes(
+        glacier_outline(terrain.elevation, float(rng.uniform(*region.glacier_share)), scale), scale
+    )
+    debris, thickness = _debris_cover(
+        rng, terrain, glacier, float(rng.uniform(*region.debris_fraction)), scale
+    )
+    ela = _equilibrium_line(terrain, glacier, debris)
+    dirt = np.clip((ela - terrain.elevation) / 600.0 + 0.25 * smooth_noise(rng, shape, 4 * scale), 0, 1)
+    accumulation = glacier & (terrain.elevation + 120 * smooth_noise(rng, shape, 6 * scale) > ela)
+
+    _vegetation_and_soil(rng, terrain, material, float(rng.uniform(*region.vegetation_share)), scale)
+    material[_moraines(rng, terrain, glacier, debris, scale)] = Material.MORAINE
+    snow = _seasonal_snow(rng, terrain, glacier, float(rng.uniform(*region.snow_share)), scale)
+    material[snow] = Material.SNOW
+    material[glacier] = Material.ICE
+    material[accumulation] = Material.FIRN
+    material[debris] = Material.DEBRIS
+    if rng.random() < region.lake_probability:
+        lake = _proglacial_lake(rng, terrain, glacier, scale)
+        material[lake] = Material.WATER
+        if lake.any():  # a lake surface is flat
+            terrain.elevation[lake] = terrain.elevation[lake].min()
+            terrain.slope[lake] = 0.0
+
+    cloud, cloud_shadow = _clouds(rng, shape, region, sun, scale)
+    return Scene(
+        terrain=terrain,
+        material=material,
+        truth=MATERIAL_CLASS[material],
+        lithology=lithology,
+        dirt=dirt,
+        debris_thickness=thickness,
+        cloud=cloud,
+        cloud_shadow=cloud_shadow,
+        sun=sun,
+        air_temperature=float(rng.uniform(*region.air_temperature)),
+        gain=float(rng.uniform(*region.gain)),
+        scale=scale,
+    )
+
+
+def _smooth_mask(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Round off a binary mask's pixel-level corners (blur, then threshold at one half)."""
+    return blur(mask.astype(np.float32), sigma) > 0.5
+
+
+def _fill_small_holes(glacier: np.ndarray, scale: float) -> np.ndarray:
+    """Fill nunataks of a few pixels (ice flows around them) and round off pixel corners."""
+    glacier = _smooth_mask(glacier, 1.0 * scale + 0.5)
+    holes = ndimage.binary_fill_holes(glacier) & ~glacier
+    hole_labels, _ = ndimage.label(holes)
+    small = np.bincount(hole_labels.ravel()) < max(4, 60 * scale**2)
+    small[0] = False
+    return glacier | small[hole_labels]
+
+
+def _debris_cover(
+    rng: np.random.Generator, terrain: Terrain, glacier: np.ndarray, fraction: float, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Debris on the lowest ``fraction`` of the glacier, favouring valley tongues."""
+    shape = glacier.shape
+    if fraction <= 0 or not glacier.any():
+        return np.zeros(shape, bool), np.zeros(shape, np.float32)
+    low = -rescale(terrain.elevation) + 0.1 * np.clip(terrain.valley / (terrain.valley.std() + 1e-9), -1, 2)
+    score = low + 0.04 * smooth_noise(rng, shape, 4 * scale)
+    threshold = threshold_for_share(score, fraction, where=glacier)
+    debris = _smooth_mask(glacier & (score > threshold), 1.0 * scale + 0.4) & glacier
+    thickness = np.zeros(shape, np.float32)
+    if debris.any():
+        top = terrain.elevation[debris].max()
+        span = max(top - terrain.elevation[debris].min(), 1.0)
+        thickness[debris] = np.clip((top - terrain.elevation[debris]) / span, 0, 1)
+    return debris, thickness
+
+
+def _equilibrium_line(terrain: Terrain, glacier: np.ndarray, debris: np.ndarray) -> float:
+    """Equilibrium-line altitude: the upper ~55% of the clean ice is snow-covered firn."""
+    clean = glacier & ~debris
+    if not clean.any():
+        return float(terrain.elevation.max())
+    return float(np.quantile(terrain.elevation[clean], 0.45))
+
+
+def _seasonal_snow(
+    rng: np.random.Generator, terrain: Terrain, glacier: np.ndarray, share: float, scale: float
+) -> np.ndarray:
+    """Snow patches outside the glaciers: high, shaded (north-facing), not too steep."""
+    shape = glacier.shape
+    if share <= 0:
+        return np.zeros(shape, bool)
+    score = (
+        rescale(terrain.elevation)
+        + 0.08 * terrain.northness
+        + 0.08 * smooth_noise(rng, shape, 4 * scale)
+        + 0.03 * smooth_noise(rng, shape, 1.0)
+        - np.where(terrain.slope > 45, 1.0, 0.0)
+    )
+    outside = ~ndimage.binary_dilation(glacier, iterations=1)
+    return outside & (score > threshold_for_share(score, share, where=outside))
+
+
+def _moraines(
+    rng: np.random.Generator, terrain: Terrain, glacier: np.ndarray, debris: np.ndarray, scale: float
+) -> np.ndarray:
+    """Rubble beside and below debris tongues (lateral/terminal moraines, forefields)."""
+    if not glacier.any():
+        return np.zeros(glacier.shape, bool)
+    dist_glacier = ndimage.distance_transform_edt(~glacier)
+    dist_debris = ndimage.distance_transform_edt(~debris) if debris.any() else np.full(glacier.shape, np.inf)
+    wobble = 2.0 * scale * (1 + smooth_noise(rng, glacier.shape, 4 * scale))
+    lateral = (dist_debris <= 3 * scale + wobble) & (dist_glacier > 0)
+    forefield = (dist_glacier <= 18 * scale + 3 * wobble) & (terrain.valley > 60) & (dist_glacier > 0)
+    return lateral | forefield
+
+
+def _vegetation_and_soil(
+    rng: np.random.Generator, terrain: Terrain, material: np.ndarray, share: float, scale: float
+) -> None:
+    """Vegetation on low, gentle valley slopes; soil on other gentle ground."""
+    shape = material.shape
+    gentle = terrain.slope < 30
+    soil_score = -terrain.slope / 30.0 + 0.5 * smooth_noise(rng, shape, 6 * scale)
+    material[gentle & (soil_score > threshold_for_share(soil_score, 0.15, where=gentle))] = Material.SOIL
+    if share > 0:
+        veg_score = -rescale(terrain.elevation) + 0.15 * smooth_noise(rng, shape, 5 * scale)
+        allowed = terrain.slope < 38
+        material[allowed & (veg_score > threshold_for_share(veg_score, share, where=allowed))] = (
+            Material.VEGETATION
+        )
+
+
+def _proglacial_lake(
+    rng: np.random.Generator, terrain: Terrain, glacier: np.ndarray, scale: float
+) -> np.ndarray:
+    """A small lake at the snout of the largest glacier tongue, elongated down-valley."""
+    shape = glacier.shape
+    lake = np.zeros(shape, bool)
+    labels, count = ndimage.label(glacier)
+    if count == 0:
+        return lake
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    tongue = labels == int(np.argmax(sizes))
+    elevation = np.where(tongue, terrain.elevation, np.inf)
+    row, col = np.unravel_index(int(np.argmin(elevation)), shape)
+    # Down-valley direction at the snout, from the smoothed elevation gradient.
+    d_row, d_col = np.gradient(blur(terrain.elevation, 6 * scale))
+    direction = -np.array([d_row[row, col], d_col[row, col]])
+    direction /= np.linalg.norm(direction) + 1e-9
+    radius = rng.uniform(2.5, 8.0) * max(scale, 0.35)
+    centre = np.array([row, col]) + direction * radius * 0.4
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    along = (yy - centre[0]) * direction[0] + (xx - centre[1]) * direction[1]
+    across = -(yy - centre[0]) * direction[1] + (xx - centre[1]) * direction[0]
+    elongation = rng.uniform(1.3, 2.2)
+    wobble = 0.25 * smooth_noise(rng, shape, max(radius / 2, 1.0))
+    lake = (along / (radius * elongation)) ** 2 + (across / radius) ** 2 < 1.0 + wobble
+    # Keep the one piece holding the centre: the noisy edge can split off specks.
+    pieces, _ = ndimage.label(lake)
+    centre_piece = pieces[tuple(np.clip(np.round(centre).astype(int), 0, np.array(shape) - 1))]
+    return (pieces == centre_piece) & (centre_piece > 0)
+
+
+def _clouds(
+    rng: np.random.Generator, shape: tuple[int, int], region: Region, sun: Sun, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cloud opacity (thick cores, thin semi-transparent edges) and the shadow it casts."""
+    if rng.random() >= region.cloud_probability:
+        return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    field = fractal_noise(rng, shape, beta=3.0) + 0.3 * fractal_noise(rng, shape, beta=2.0)
+    threshold = threshold_for_share(field, float(rng.uniform(*region.cloud_share)))
+    opacity = np.clip((field - threshold) / rng.uniform(0.4, 1.2), 0.0, 1.0) ** 0.8
+    opacity = (opacity * rng.uniform(0.45, 1.0)).astype(np.float32)
+    # The shadow lies away from the sun, displaced by cloud height / tan(sun elevation).
+    offset_px = rng.uniform(1500, 4000) / np.tan(np.radians(sun.elevation)) / (PIXEL_M / scale)
+    az = np.radians(sun.azimuth)
+    shift_row, shift_col = int(round(np.cos(az) * offset_px)), int(round(-np.sin(az) * offset_px))
+    shadow = ndimage.shift(opacity, (shift_row, shift_col), order=0, mode="constant", cval=0.0)
+    return opacity, np.clip(shadow * 0.9, 0, 1).astype(np.float32)
