@@ -370,3 +370,25 @@ def test_token_never_leaks(hub, tmp_path):
     assert all(secret not in blob for blob in hub.all_stored_bytes())
     assert all(secret not in out for out in outputs)
     assert all(secret not in p.read_bytes() for p in (tmp_path / "pulled").rglob("*") if p.is_file())
+
+
+def test_glacier_predict_from_a_hub_id_matches_the_local_model(hub, tmp_path, cli):
+    import numpy as np
+
+    from glacier.data.raster import read_single_band, write_raster
+    from glacier.domain import COMPETITION_BAND_FOLDERS
+
+    rng = np.random.default_rng(0)
+    tiles = tmp_path / "tiles"
+    for folder, scale in zip(COMPETITION_BAND_FOLDERS, (0.1, 0.2, 0.3, 0.4, 280.0), strict=True):
+        write_raster(tiles / folder / "img001.tif", (scale * (1 + rng.random((64, 64)))).astype(np.float32))
+    _save_model(tmp_path / "model")
+    assert cli("push", tmp_path / "model", "alice/predict") == 0
+
+    assert cli("predict", tmp_path / "model", tiles, "--out", tmp_path / "local", "--device", "cpu") == 0
+    assert cli("predict", "alice/predict", tiles, "--out", tmp_path / "hub", "--device", "cpu") == 0
+    assert hub.count("GET", r"^/alice/predict/resolve/") >= 2  # the weights came from the Hub
+    local, _ = read_single_band(tmp_path / "local" / "img001.tif")
+    pulled, _ = read_single_band(tmp_path / "hub" / "img001.tif")
+    assert local.shape == (64, 64)
+    np.testing.assert_array_equal(local, pulled)
