@@ -1,0 +1,490 @@
+"""The whole workflow, end to end, on generated sample data: ``glacier demo``.
+
+    report = run_demo("demo_out")                  # ~10 min on 2 CPU cores
+    report = run_demo("demo_out", full=True)       # the real workflow's sizes, for a GPU
+    print(report.markdown())
+
+Stages, each one library call of the module that owns it (timed, in this order):
+sample data -> preprocess (competition + HKH raw scenes) -> pretrain on HKH -> 5-fold
+fine-tuning from the pretrained model -> the same folds from scratch -> a seed ensemble
+(the CV fold models are seed 1's members) -> predict the held-out Test scenes with TTA
+(ensemble and best single model) -> evaluate against Test_labels -> export a submission
+(the exporter self-checks it) -> push to the Hub (only with ``push_to_hub``).
+
+Every figure in the report is measured in the run; nothing is hard-coded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from glacier import atomic
+from glacier.config import GlacierConfig, load_config
+from glacier.errors import GlacierError
+from glacier.report import DemoReport, StageTiming
+
+NUM_FOLDS = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSize:
+    """How big a demo run is: data, epochs, ensemble."""
+
+    name: str
+    images: int
+    """Competition-format training images (split into 5 folds by image)."""
+    test_images: int
+    """Held-out Test scenes (with Test_labels) the ensemble is judged on."""
+    image_size: int
+    """Side of every sample image, in pixels."""
+    hkh_scenes: int
+    """Raw HKH-format scenes (Landsat 7 GeoTIFF + label polygons) for pretraining."""
+    hkh_scene_size: int
+    tile_size: int
+    """Tile size of both prepared datasets."""
+    pretrain_epochs: int
+    finetune_epochs: int
+    samples_per_epoch: int | None
+    crop_size: int
+    extra_seeds: int
+    """Seeds trained on top of the CV fold models (which are the ensemble's first seed)."""
+    pretrain_config: str
+    finetune_config: str
+    batch_size: int | None = None
+    tta: str = "flip"
+
+
+SIZES: dict[str, DemoSize] = {
+    # CI: the smallest run that still goes through every stage.
+    "smoke": DemoSize(
+        "smoke",
+        images=10,
+        test_images=2,
+        image_size=64,
+        hkh_scenes=2,
+        hkh_scene_size=128,
+        tile_size=64,
+        pretrain_epochs=2,
+        finetune_epochs=2,
+        samples_per_epoch=16,
+        crop_size=48,
+        extra_seeds=1,
+        pretrain_config="tiny",
+        finetune_config="tiny",
+    ),
+    # The user demo: about 10 minutes on 2 CPU cores, and the models learn something.
+    "default": DemoSize(
+        "default",
+        images=25,
+        test_images=5,
+        image_size=128,
+        hkh_scenes=4,
+        hkh_scene_size=256,
+        tile_size=128,
+        pretrain_epochs=8,
+        finetune_epochs=6,
+        samples_per_epoch=48,
+        crop_size=96,
+        extra_seeds=1,
+        pretrain_config="tiny",
+        finetune_config="tiny",
+    ),
+    # The real workflow's sizes, for a GPU: the packaged presets, 512 px, 25 images.
+    "full": DemoSize(
+        "full",
+        images=25,
+        test_images=5,
+        image_size=512,
+        hkh_scenes=8,
+        hkh_scene_size=1024,
+        tile_size=512,
+        pretrain_epochs=40,
+        finetune_epochs=60,
+        samples_per_epoch=None,
+        crop_size=384,
+        extra_seeds=1,
+        pretrain_config="hkh_pretrain",
+        finetune_config="competition_finetune",
+    ),
+}
+
+
+@dataclasses.dataclass
+class DemoPaths:
+    """Where every stage writes, under the demo's output folder."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "sample_data"
+
+    @property
+    def competition(self) -> Path:
+        return self.data / "competition"
+
+    @property
+    def hkh(self) -> Path:
+        return self.data / "hkh"
+
+    @property
+    def prepared(self) -> Path:
+        return self.root / "prepared"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def pretrain(self) -> Path:
+        return self.runs / "hkh_pretrain"
+
+    @property
+    def cv_pretrained(self) -> Path:
+        return self.runs / "cv_pretrained"
+
+    @property
+    def cv_scratch(self) -> Path:
+        return self.runs / "cv_scratch"
+
+    @property
+    def ensemble(self) -> Path:
+        return self.root / "ensemble"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.root / "evaluation"
+
+    @property
+    def submission(self) -> Path:
+        return self.root / "submission"
+
+
+@dataclasses.dataclass
+class DemoContext:
+    """What the stages share: sizes, paths, seed, and the results so far."""
+
+    size: DemoSize
+    paths: DemoPaths
+    seed: int
+    push_to_hub: str | None
+    results: dict[str, Any] = dataclasses.field(default_factory=dict)
+    outputs: dict[str, Path] = dataclasses.field(default_factory=dict)
+    cv_runs: dict[str, dict[int, Any]] = dataclasses.field(default_factory=dict)
+    """key -> {fold: RunResult} of each cross-validation."""
+
+    def config(self, preset: str, **dotted: Any) -> GlacierConfig:
+        """The size's preset with the demo's epochs, crop and sampling applied."""
+        cfg = load_config(preset, seed=self.seed, batch_size=self.size.batch_size)
+        overrides: dict[str, Any] = {"data.crop_size": self.size.crop_size, "data.num_workers": 0}
+        if self.size.samples_per_epoch is not None:
+            overrides["training.sampler.samples_per_epoch"] = self.size.samples_per_epoch
+        overrides.update(dotted)
+        return cfg.updated(**overrides)
+
+
+def _missing(what: str, owner: str) -> GlacierError:
+    return GlacierError(f"demo: {what} is not available yet ({owner}); this stage cannot run")
+
+
+# ---------------------------------------------------------------------------- stages
+def stage_sample_data(ctx: DemoContext) -> str:
+    try:
+        from glacier.sampledata import write_sample_data
+    except ImportError:
+        raise _missing("glacier.sampledata.write_sample_data", "sample-data generator") from None
+    s = ctx.size
+    summary = write_sample_data(
+        ctx.paths.data,
+        images=s.images,
+        test_images=s.test_images,
+        size=s.image_size,
+        hkh_scenes=s.hkh_scenes,
+        hkh_size=s.hkh_scene_size,
+        seed=ctx.seed,
+    )
+    ctx.results["sample_data"] = str(ctx.paths.data)
+    return f"{s.images} train + {s.test_images} test images of {s.image_size} px, {s.hkh_scenes} HKH scenes -> {summary}"
+
+
+def stage_preprocess(ctx: DemoContext) -> str:
+    from glacier.data.prepare import PrepareOptions, prepare_competition, prepare_hkh
+
+    options = PrepareOptions(tile_size=ctx.size.tile_size, num_folds=NUM_FOLDS, seed=ctx.seed)
+    competition = prepare_competition(
+        ctx.paths.competition / "Train", ctx.paths.prepared / "competition", options, progress=False
+    )
+    # HKH folds split by scene: pretraining validates on fold 0, so a few scenes are enough.
+    hkh_options = dataclasses.replace(options, num_folds=min(NUM_FOLDS, ctx.size.hkh_scenes))
+    hkh = prepare_hkh(ctx.paths.hkh, ctx.paths.prepared / "hkh", options=hkh_options, progress=False)
+    ctx.results["prepared"] = {"competition": competition.num_tiles, "hkh": hkh.num_tiles}
+    return f"competition: {competition.num_tiles} tiles; HKH (raw scenes): {hkh.num_tiles} tiles"
+
+
+def stage_pretrain(ctx: DemoContext) -> str:
+    from glacier.training.workflows import pretrain
+
+    cfg = ctx.config(
+        ctx.size.pretrain_config,
+        **{
+            "name": "demo_hkh_pretrain",
+            "out": str(ctx.paths.pretrain),
+            "data.path": str(ctx.paths.prepared / "hkh"),
+            "training.epochs": ctx.size.pretrain_epochs,
+        },
+    )
+    result = pretrain(cfg)
+    mcc = _mcc(result.best_metrics)
+    ctx.results["pretrain"] = {"best_dir": str(result.best_dir), "mcc": mcc}
+    ctx.outputs["pretrained model"] = result.best_dir
+    return f"pretrained on HKH: validation MCC {mcc:.3f} -> {result.best_dir}"
+
+
+def _finetune_config(ctx: DemoContext, name: str) -> GlacierConfig:
+    return ctx.config(
+        ctx.size.finetune_config,
+        **{
+            "name": name,
+            "data.path": str(ctx.paths.prepared / "competition"),
+            "training.epochs": ctx.size.finetune_epochs,
+            # The presets point at the real workflow's pretrained model; the demo passes its own.
+            "model.init_from": None,
+        },
+    )
+
+
+def _cross_validate(ctx: DemoContext, key: str, out: Path, init_from: str | None) -> str:
+    from glacier.training.cv import run_cross_validation
+
+    cv = run_cross_validation(
+        _finetune_config(ctx, f"demo_{key}"), init_from=init_from, out=out, print_fn=_quiet
+    )
+    if not cv.finished:
+        raise GlacierError(f"demo: cross-validation in {out} did not finish")
+    fold_mcc = {k: _mcc(r.best_metrics) for k, r in cv.folds.items()}
+    ctx.results[key] = {"fold_mcc": fold_mcc, "runs": {k: str(r.best_dir) for k, r in cv.folds.items()}}
+    ctx.cv_runs[key] = cv.folds
+    ctx.outputs[f"CV folds ({key.removeprefix('cv_')})"] = out
+    summary = cv.summary or {}
+    return (
+        f"{len(fold_mcc)} folds, CV MCC {summary['mean']['mcc']:.3f} +/- {summary['std']['mcc']:.3f} "
+        f"-> {out / 'cv_summary.md'}"
+    )
+
+
+def stage_finetune_cv(ctx: DemoContext) -> str:
+    return _cross_validate(ctx, "cv_pretrained", ctx.paths.cv_pretrained, ctx.results["pretrain"]["best_dir"])
+
+
+def stage_scratch_cv(ctx: DemoContext) -> str:
+    return _cross_validate(ctx, "cv_scratch", ctx.paths.cv_scratch, None)
+
+
+def stage_ensemble(ctx: DemoContext) -> str:
+    """Seed ensemble: the pretrained CV fold models are seed 1; more seeds train the same folds."""
+    from glacier.ensemble_folder import EnsembleMember, write_ensemble
+    from glacier.training.ensemble import member_name, train_ensemble
+
+    members = [
+        EnsembleMember(member_name(ctx.seed, k), r.best_dir, seed=ctx.seed, fold=k, metrics=r.best_metrics)
+        for k, r in sorted(ctx.cv_runs["cv_pretrained"].items())
+    ]
+    seeds = [ctx.seed + 1 + i for i in range(ctx.size.extra_seeds)]
+    folds = sorted(ctx.cv_runs["cv_pretrained"])
+    if seeds:
+        extra = train_ensemble(
+            _finetune_config(ctx, "demo_ensemble"),
+            seeds=seeds,
+            folds=folds,
+            out=ctx.paths.runs / "extra_seeds",
+            init_from=ctx.results["pretrain"]["best_dir"],
+            print_fn=_quiet,
+        )
+        if not extra.finished:
+            raise GlacierError("demo: the extra ensemble seeds did not finish")
+        for seed in seeds:
+            for k in folds:
+                r = extra.members[member_name(seed, k)]
+                members.append(
+                    EnsembleMember(
+                        member_name(seed, k), r.best_dir, seed=seed, fold=k, metrics=r.best_metrics
+                    )
+                )
+    write_ensemble(ctx.paths.ensemble, members, extra={"demo": {"seeds": [ctx.seed, *seeds]}})
+    ctx.results["ensemble"] = {"members": [m.name for m in members]}
+    ctx.outputs["ensemble"] = ctx.paths.ensemble
+    return f"{len(members)} members ({len(seeds) + 1} seeds x {len(ctx.cv_runs['cv_pretrained'])} folds) -> {ctx.paths.ensemble}"
+
+
+def _best_single(ctx: DemoContext) -> tuple[str, Path]:
+    """The fine-tuned fold model with the highest validation MCC (the ensemble's rival)."""
+    runs = ctx.cv_runs["cv_pretrained"]
+    fold = max(runs, key=lambda k: _mcc(runs[k].best_metrics))
+    return f"best single model (fold {fold}, val MCC {_mcc(runs[fold].best_metrics):.3f})", runs[
+        fold
+    ].best_dir
+
+
+def stage_predict(ctx: DemoContext) -> str:
+    from glacier.predict import predict_folder
+
+    test = ctx.paths.competition / "Test"
+    name, single = _best_single(ctx)
+    ctx.results["predict"] = {}
+    for key, model, label in (("ensemble", ctx.paths.ensemble, "ensemble"), ("best_single", single, name)):
+        summary = predict_folder(
+            model,
+            test,
+            ctx.paths.predictions / key,
+            tta=ctx.size.tta,
+            device="auto",
+            tile_size=ctx.size.tile_size,
+            progress=False,
+        )
+        ctx.results["predict"][key] = {"name": label, "model": str(model), **_plain(summary)}
+    ctx.outputs["masks (ensemble)"] = ctx.paths.predictions / "ensemble"
+    ens = ctx.results["predict"]["ensemble"]
+    return (
+        f"{ens['scenes']} test scenes, TTA {ctx.size.tta}, {ens['members']} members: "
+        f"{ens['seconds']:.1f} s (ensemble) -> {ctx.paths.predictions}"
+    )
+
+
+def stage_evaluate(ctx: DemoContext) -> str:
+    from glacier.evaluation import evaluate_folders
+
+    truth = ctx.paths.competition / "Test_labels"
+    ctx.results["test"] = {}
+    for key, entry in ctx.results["predict"].items():
+        result = evaluate_folders(
+            ctx.paths.predictions / key,
+            truth,
+            plots_dir=ctx.paths.evaluation / key,
+            json_path=ctx.paths.evaluation / key / "metrics.json",
+        )
+        ctx.results["test"][key] = {"name": entry["name"], "mcc": result["mcc"], "iou": result["iou"]}
+    ctx.outputs["confusion matrix"] = ctx.paths.evaluation / "ensemble" / "confusion.png"
+    ctx.outputs["overlay PNGs (prediction vs truth)"] = ctx.paths.evaluation / "ensemble"
+    test = ctx.results["test"]
+    return f"test MCC: ensemble {test['ensemble']['mcc']:.3f}, best single model {test['best_single']['mcc']:.3f}"
+
+
+def stage_submission(ctx: DemoContext) -> str:
+    from glacier.submission import export_submission
+    from glacier.submission.selfcheck import PROJECTION_TILES
+
+    # The exporter runs solution.py in a subprocess, as the platform does, and compares its
+    # masks with glacier's predictor; a failed check raises and writes nothing.
+    report = export_submission(
+        ctx.paths.ensemble,
+        ctx.paths.submission,
+        tta="flip" if ctx.size.tta != "none" else "none",
+        check_input=ctx.paths.competition / "Test",
+    )
+    projected = report[f"projected_seconds_{PROJECTION_TILES}_tiles"]
+    ctx.results["submission"] = {
+        "passed": True,
+        "summary": (
+            f"solution.py on {report['check_tiles']} test tiles matches glacier predict "
+            f"(mismatch {report['mismatch_fraction']:.1e}); model.pth {report['size_mb']} MB, "
+            f"{len(report['members'])} members, {report['weights_dtype']}"
+        ),
+        "projected_seconds": projected,
+        "projection_basis": f"{PROJECTION_TILES} tiles of this demo's size on this machine's CPU",
+        **_plain(report),
+    }
+    ctx.outputs["submission"] = ctx.paths.submission
+    return f"self-check passed; projected {projected:.1f} s for {PROJECTION_TILES} tiles -> {ctx.paths.submission}"
+
+
+def stage_push(ctx: DemoContext) -> str:
+    from glacier.hub.push import push_folder
+
+    url = push_folder(ctx.paths.ensemble, ctx.push_to_hub)
+    ctx.results["push"] = {"repo_id": ctx.push_to_hub, "url": url}
+    return f"pushed the ensemble to {ctx.push_to_hub}: {url}"
+
+
+STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
+    ("sample data", stage_sample_data),
+    ("preprocess", stage_preprocess),
+    ("pretrain (HKH)", stage_pretrain),
+    ("fine-tune CV (pretrained)", stage_finetune_cv),
+    ("fine-tune CV (scratch)", stage_scratch_cv),
+    ("seed ensemble", stage_ensemble),
+    ("predict test (TTA)", stage_predict),
+    ("evaluate", stage_evaluate),
+    ("export submission", stage_submission),
+    ("push to Hub", stage_push),
+]
+
+
+def _quiet(message: str) -> None:
+    """Progress lines of the training engine are kept short in the demo's output."""
+    print(f"   {message.splitlines()[0]}")
+
+
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy (paths and numpy scalars become plain values)."""
+    return json.loads(json.dumps(data, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def _mcc(metrics: dict[str, Any] | None) -> float:
+    return float((metrics or {}).get("mcc", float("nan")))
+
+
+# ------------------------------------------------------------------------------ main
+def run_demo(
+    out: str | Path,
+    full: bool = False,
+    push_to_hub: str | None = None,
+    seed: int = 0,
+    size: str | None = None,
+    log: Callable[[str], None] = print,
+) -> DemoReport:
+    """Run the whole workflow on generated sample data in ``out``; write and return its report.
+
+    ``full`` uses the real workflow's sizes (for a GPU); ``size`` picks one of ``SIZES``
+    by name (``smoke`` for CI) and wins over ``full``. ``push_to_hub`` (a repo id) pushes the
+    ensemble at the end. The report is written to ``out/report.md`` and ``out/report.json``.
+    """
+    name = size or ("full" if full else "default")
+    if name not in SIZES:
+        raise GlacierError(f"demo size {name!r} is not one of {', '.join(SIZES)}")
+    root = Path(out)
+    if root.exists() and any(root.iterdir()) and not (root / "report.json").exists():
+        raise GlacierError(f"{root}: exists and is not empty; choose a new --out folder for the demo")
+    root.mkdir(parents=True, exist_ok=True)
+    ctx = DemoContext(SIZES[name], DemoPaths(root), seed, push_to_hub)
+
+    timings: list[StageTiming] = []
+    start = time.perf_counter()
+    for title, stage in STAGES:
+        if stage is stage_push and not push_to_hub:
+            continue
+        log(f"== {title}")
+        t0 = time.perf_counter()
+        message = stage(ctx)
+        timings.append(StageTiming(title, time.perf_counter() - t0))
+        log(f"   {message} ({timings[-1].seconds:.1f} s)")
+    ctx.results["outputs"] = {name: str(path) for name, path in ctx.outputs.items()}
+    report = DemoReport.from_results(
+        ctx.results,
+        size=dataclasses.asdict(ctx.size),
+        seed=seed,
+        out=root,
+        timings=timings,
+        total_seconds=time.perf_counter() - start,
+    )
+    atomic.write_text(root / "report.md", report.markdown())
+    atomic.write_json(root / "report.json", json.loads(json.dumps(report.to_dict())))
+    return report

@@ -1,0 +1,207 @@
+"""The demo's end-of-run report: measured figures as Markdown (for people) and JSON (for tests).
+
+The report only formats what the run measured (``DemoReport.from_results``); a figure the
+run did not produce is shown as missing, never filled in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class StageTiming:
+    stage: str
+    seconds: float
+
+
+@dataclasses.dataclass
+class CvSummary:
+    """Per-fold validation MCC of one cross-validation and its mean +/- standard deviation."""
+
+    fold_mcc: dict[int, float]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.fold_mcc.values()) if self.fold_mcc else math.nan
+
+    @property
+    def std(self) -> float:
+        # Sample std (n - 1), as the training engine's cv_summary.json quotes it.
+        return statistics.stdev(self.fold_mcc.values()) if len(self.fold_mcc) > 1 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "folds": {str(k): v for k, v in sorted(self.fold_mcc.items())},
+            "mean_mcc": self.mean,
+            "std_mcc": self.std,
+        }
+
+
+@dataclasses.dataclass
+class DemoReport:
+    """What one demo run measured, and where its outputs are."""
+
+    out: Path
+    size: dict[str, Any]
+    seed: int
+    timings: list[StageTiming]
+    total_seconds: float
+    pretrain_mcc: float | None = None
+    cv_pretrained: CvSummary | None = None
+    cv_scratch: CvSummary | None = None
+    test: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """``ensemble`` and ``best_single``: {"name", "mcc", "iou"} on the held-out Test scenes."""
+    submission: dict[str, Any] = dataclasses.field(default_factory=dict)
+    outputs: dict[str, str] = dataclasses.field(default_factory=dict)
+    push: dict[str, Any] | None = None
+
+    @classmethod
+    def from_results(
+        cls,
+        results: dict[str, Any],
+        *,
+        size: dict[str, Any],
+        seed: int,
+        out: Path,
+        timings: list[StageTiming],
+        total_seconds: float,
+    ) -> DemoReport:
+        def cv(key: str) -> CvSummary | None:
+            entry = results.get(key)
+            return CvSummary({int(k): float(v) for k, v in entry["fold_mcc"].items()}) if entry else None
+
+        return cls(
+            out=Path(out),
+            size=size,
+            seed=seed,
+            timings=timings,
+            total_seconds=total_seconds,
+            pretrain_mcc=(results.get("pretrain") or {}).get("mcc"),
+            cv_pretrained=cv("cv_pretrained"),
+            cv_scratch=cv("cv_scratch"),
+            test=results.get("test", {}),
+            submission=results.get("submission", {}),
+            outputs=results.get("outputs", {}),
+            push=results.get("push"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "size": self.size,
+            "seed": self.seed,
+            "total_seconds": self.total_seconds,
+            "timings": [dataclasses.asdict(t) for t in self.timings],
+            "pretrain_mcc": self.pretrain_mcc,
+            "cv_pretrained": self.cv_pretrained.to_dict() if self.cv_pretrained else None,
+            "cv_scratch": self.cv_scratch.to_dict() if self.cv_scratch else None,
+            "test": self.test,
+            "submission": self.submission,
+            "outputs": self.outputs,
+            "push": self.push,
+        }
+
+    # ------------------------------------------------------------------ markdown
+    def markdown(self) -> str:
+        lines = [
+            "# glacier demo report",
+            "",
+            f"Size `{self.size.get('name')}`: {self.size.get('images')} training images and "
+            f"{self.size.get('test_images')} held-out test scenes of {self.size.get('image_size')} px, "
+            f"seed {self.seed}. Total {self.total_seconds:.0f} s. Every figure below was measured in this run.",
+        ]
+        lines += self._cv_section() + self._test_section() + self._submission_section()
+        lines += self._timing_section() + self._outputs_section()
+        return "\n".join(lines).rstrip() + "\n"
+
+    def _cv_section(self) -> list[str]:
+        if not (self.cv_pretrained or self.cv_scratch):
+            return []
+        folds = sorted(
+            set(getattr(self.cv_pretrained, "fold_mcc", {})) | set(getattr(self.cv_scratch, "fold_mcc", {}))
+        )
+        lines = [
+            "",
+            "## Cross-validation (validation MCC per fold, split by image)",
+            "",
+            "| fold | fine-tuned from HKH pretraining | from scratch |",
+            "| --- | --- | --- |",
+        ]
+        for fold in folds:
+            lines.append(f"| {fold} | {_fold(self.cv_pretrained, fold)} | {_fold(self.cv_scratch, fold)} |")
+        lines.append(
+            f"| **mean +/- std** | **{_mean_std(self.cv_pretrained)}** | **{_mean_std(self.cv_scratch)}** |"
+        )
+        if self.pretrain_mcc is not None:
+            lines += ["", f"HKH pretraining: validation MCC {_num(self.pretrain_mcc)} (on HKH tiles)."]
+        if self.cv_pretrained and self.cv_scratch:
+            gain = self.cv_pretrained.mean - self.cv_scratch.mean
+            lines.append(f"Pretraining changes the CV mean MCC by {gain:+.3f} on the same folds.")
+        return lines
+
+    def _test_section(self) -> list[str]:
+        if not self.test:
+            return []
+        lines = [
+            "",
+            "## Held-out test scenes (predicted with TTA, scored against Test_labels)",
+            "",
+            "| model | MCC | IoU glacier | IoU debris | IoU lake |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for key in ("ensemble", "best_single"):
+            entry = self.test.get(key)
+            if entry:
+                iou = entry.get("iou") or {}
+                lines.append(
+                    f"| {entry.get('name', key)} | {_num(entry.get('mcc'))} | {_num(iou.get('glacier'))} | "
+                    f"{_num(iou.get('debris'))} | {_num(iou.get('lake'))} |"
+                )
+        return lines
+
+    def _submission_section(self) -> list[str]:
+        if not self.submission:
+            return []
+        s = self.submission
+        verdict = "passed" if s.get("passed") else "FAILED"
+        lines = ["", "## Submission", "", f"Self-check {verdict}: {s.get('summary', '')}".rstrip()]
+        if s.get("projected_seconds") is not None:
+            lines.append(
+                f"Projected inference time on the platform's test set: {s['projected_seconds']:.1f} s "
+                f"({s.get('projection_basis', 'measured here, scaled to the test set')})."
+            )
+        return lines
+
+    def _timing_section(self) -> list[str]:
+        lines = ["", "## Time per stage", "", "| stage | seconds |", "| --- | --- |"]
+        lines += [f"| {t.stage} | {t.seconds:.1f} |" for t in self.timings]
+        lines.append(f"| **total** | **{self.total_seconds:.1f}** |")
+        return lines
+
+    def _outputs_section(self) -> list[str]:
+        if not self.outputs:
+            return []
+        lines = ["", "## Outputs", ""]
+        lines += [f"- {name}: `{path}`" for name, path in self.outputs.items()]
+        if self.push:
+            lines.append(f"- Hub: {self.push.get('url')}")
+        return lines
+
+
+def _num(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{float(value):.3f}"
+
+
+def _fold(cv: CvSummary | None, fold: int) -> str:
+    return _num(cv.fold_mcc.get(fold)) if cv else "n/a"
+
+
+def _mean_std(cv: CvSummary | None) -> str:
+    return f"{cv.mean:.3f} +/- {cv.std:.3f}" if cv else "n/a"

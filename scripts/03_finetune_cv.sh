@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Phase 2: 5-fold fine-tuning from the pretrained model; resumes (finished folds are skipped).
+#   bash scripts/03_finetune_cv.sh
+set -euo pipefail
+# shellcheck source=scripts/_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+
+INIT_FROM="${INIT_FROM:-$PRETRAIN_RUN/best}"
+log "fine-tune all folds from $INIT_FROM -> $FINETUNE_RUN"
+# shellcheck disable=SC2046
+launch finetune --config "$FINETUNE_CONFIG" --all-folds --data "$PREP_DIR/competition" \
+  --out "$FINETUNE_RUN" --init-from "$INIT_FROM" $(resume_args "$FINETUNE_RUN")
+for fold_dir in "$FINETUNE_RUN"/fold_*; do
+  push_phase "$fold_dir" "finetune-$(basename "$fold_dir")" --include-states
+done

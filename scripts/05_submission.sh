@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Phase 4: export solution.py + model.pth from the ensemble and self-check it (as the
+# platform runs it), then predict the test scenes if a Test/ folder is found.
+#   bash scripts/05_submission.sh
+set -euo pipefail
+# shellcheck source=scripts/_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+
+MODEL="${MODEL:-$ENSEMBLE_DIR}"
+log "export submission from $MODEL -> $SUBMISSION_DIR"
+glacier export-submission "$MODEL" --out "$SUBMISSION_DIR" --tta "$TTA"
+
+TEST_DIR="${TEST_DIR:-$(find "$KAGGLE_INPUT" -maxdepth 5 -type d -name Test -print -quit 2>/dev/null || true)}"
+if [ -n "$TEST_DIR" ]; then
+  log "predict $TEST_DIR -> $WORK_DIR/predictions"
+  glacier predict "$MODEL" "$TEST_DIR" --out "$WORK_DIR/predictions" --tta "$TTA" --overlays
+fi
+echo "submission files: $SUBMISSION_DIR (upload solution.py and model.pth)"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Shared settings of the Kaggle / multi-GPU workflow scripts (sourced, not run).
+# Every path is a variable with a default; override any of them from the environment:
+#   WORK_DIR=/tmp/work bash scripts/02_pretrain.sh
+# shellcheck disable=SC2034  # the phase scripts use these
+
+REPO_DIR="${REPO_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+KAGGLE_INPUT="${KAGGLE_INPUT:-/kaggle/input}"
+WORK_DIR="${WORK_DIR:-/kaggle/working}"
+DATA_DIR="${DATA_DIR:-$WORK_DIR/data}"
+PREP_DIR="${PREP_DIR:-$WORK_DIR/prepared}"
+RUNS_DIR="${RUNS_DIR:-$WORK_DIR/runs}"
+ACCELERATE_CONFIG="${ACCELERATE_CONFIG:-$REPO_DIR/accelerate_configs/kaggle_2xT4.yaml}"
+PRETRAIN_CONFIG="${PRETRAIN_CONFIG:-hkh_pretrain_kaggle}"
+FINETUNE_CONFIG="${FINETUNE_CONFIG:-competition_finetune_kaggle}"
+ENSEMBLE_SEEDS="${ENSEMBLE_SEEDS:-42,43,44}"
+TTA="${TTA:-flip}"
+# Extra arguments for every training command, e.g. EXTRA_ARGS="--epochs 2 --set data.num_workers=0"
+EXTRA_ARGS="${EXTRA_ARGS:-}"
+# Hub repo (user/name) each phase is pushed to when it ends; needs HF_TOKEN. Empty: no push.
+HF_REPO="${HF_REPO:-}"
+
+PRETRAIN_RUN="$RUNS_DIR/hkh_pretrain"
+FINETUNE_RUN="$RUNS_DIR/competition_finetune"
+ENSEMBLE_DIR="$RUNS_DIR/ensemble"
+SUBMISSION_DIR="$WORK_DIR/submission"
+
+cd "$REPO_DIR" || exit 1
+
+log() { printf '\n== %s\n' "$*"; }
+
+# glacier under accelerate launch (all GPUs of ACCELERATE_CONFIG); plain glacier otherwise.
+launch() {
+  # shellcheck disable=SC2086  # EXTRA_ARGS is split on purpose
+  accelerate launch --config_file "$ACCELERATE_CONFIG" -m glacier "$@" $EXTRA_ARGS
+}
+
+# "--resume latest" once a run folder holds a saved state: rerunning a phase continues it.
+resume_args() {
+  if [ -d "$1" ] && find "$1" -maxdepth 3 -path '*/states/state_*' -print -quit | grep -q .; then
+    echo "--resume latest"
+  fi
+}
+
+# Push a finished phase's folder to the Hub (branch = phase name) when HF_REPO is set.
+push_phase() {
+  local folder="$1" branch="$2"
+  if [ -z "$HF_REPO" ]; then
+    echo "HF_REPO not set: $folder stays local (set HF_REPO and HF_TOKEN to keep it past this session)"
+    return 0
+  fi
+  if [ -z "${HF_TOKEN:-}" ]; then
+    echo "HF_REPO=$HF_REPO but HF_TOKEN is not set: cannot push $folder" >&2
+    return 1
+  fi
+  glacier push "$folder" "$HF_REPO" --revision "$branch" "${@:3}"
+}
