@@ -461,8 +461,8 @@ def run_demo(
     if name not in SIZES:
         raise GlacierError(f"demo size {name!r} is not one of {', '.join(SIZES)}")
     root = Path(out)
-    if root.exists() and any(root.iterdir()) and not (root / "report.json").exists():
-        raise GlacierError(f"{root}: exists and is not empty; choose a new --out folder for the demo")
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise GlacierError(f"{root}: exists and is not empty; choose a new --out folder (or delete it)")
     root.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(SIZES[name], DemoPaths(root), seed, push_to_hub)
 

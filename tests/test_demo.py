@@ -1,0 +1,106 @@
+"""`glacier demo`: the whole workflow on sample data, at its smallest size, and its report."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from glacier.demo import SIZES, run_demo
+from glacier.errors import GlacierError
+from glacier.report import CvSummary, DemoReport, StageTiming
+
+
+def _sample_data_available() -> bool:
+    import glacier.sampledata as sampledata
+
+    return hasattr(sampledata, "write_sample_data")
+
+
+def test_report_formats_only_measured_figures(tmp_path):
+    results = {
+        "pretrain": {"mcc": 0.5},
+        "cv_pretrained": {"fold_mcc": {0: 0.6, 1: 0.8}},
+        "cv_scratch": {"fold_mcc": {0: 0.2, 1: 0.4}},
+        "test": {"ensemble": {"name": "ensemble", "mcc": 0.7, "iou": {"glacier": 0.5}}},
+        "outputs": {"ensemble": str(tmp_path / "ensemble")},
+    }
+    report = DemoReport.from_results(
+        results,
+        size=dict(name="x", images=4),
+        seed=0,
+        out=tmp_path,
+        timings=[StageTiming("a", 1.5)],
+        total_seconds=2,
+    )
+    text = report.markdown()
+    assert "| 0 | 0.600 | 0.200 |" in text
+    assert "0.700 +/- 0.141" in text  # sample std of 0.6, 0.8
+    assert "+0.400" in text  # pretrained vs scratch
+    assert "n/a" in text  # the missing debris IoU is not invented
+    assert "Submission" not in text  # no submission stage ran
+    data = report.to_dict()
+    assert data["cv_pretrained"]["mean_mcc"] == pytest.approx(0.7)
+    json.dumps(data)
+
+
+def test_cv_summary_of_one_fold_has_zero_std():
+    assert CvSummary({0: 0.5}).std == 0.0
+    assert math.isnan(CvSummary({}).mean)
+
+
+def test_demo_refuses_a_non_empty_folder(tmp_path, cli):
+    (tmp_path / "keep.txt").write_text("mine")
+    with pytest.raises(GlacierError, match="not empty"):
+        run_demo(tmp_path, size="smoke")
+    assert cli("demo", "--out", tmp_path, "--size", "smoke") == 1
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_unknown_size_is_a_clear_error(tmp_path):
+    with pytest.raises(GlacierError, match="smoke"):
+        run_demo(tmp_path / "d", size="huge")
+
+
+def _check_report(out, size_name):
+    data = json.loads((out / "report.json").read_text())
+    assert (out / "report.md").read_text().startswith("# glacier demo report")
+    assert data["size"]["name"] == size_name
+    for key in ("cv_pretrained", "cv_scratch"):
+        folds = data[key]["folds"]
+        assert sorted(folds) == ["0", "1", "2", "3", "4"], f"{key}: all 5 folds complete"
+        assert all(-1 <= v <= 1 for v in folds.values())
+        assert -1 <= data[key]["mean_mcc"] <= 1
+    for key in ("ensemble", "best_single"):
+        assert -1 <= data["test"][key]["mcc"] <= 1
+    assert data["submission"]["passed"] is True
+    assert data["submission"]["projected_seconds"] > 0
+    for path in data["outputs"].values():
+        assert Path(path).exists(), path
+    stages = [t["stage"] for t in data["timings"]]
+    assert stages[0] == "sample data" and "export submission" in stages
+    assert (out / "submission" / "solution.py").is_file() and (out / "submission" / "model.pth").is_file()
+    assert list((out / "predictions" / "ensemble").glob("*.tif"))
+    assert (out / "evaluation" / "ensemble" / "confusion.png").is_file()
+    assert len(json.loads((out / "ensemble" / "ensemble.json").read_text())["members"]) == 10
+    return data
+
+
+@pytest.mark.skipif(not _sample_data_available(), reason="glacier.sampledata.write_sample_data not there yet")
+def test_smoke_demo_runs_every_stage(tmp_path, cli):
+    out = tmp_path / "demo"
+    assert cli("demo", "--out", out, "--size", "smoke") == 0
+    _check_report(out, "smoke")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _sample_data_available(), reason="glacier.sampledata.write_sample_data not there yet")
+def test_default_demo_models_learn(tmp_path):
+    out = tmp_path / "demo"
+    report = run_demo(out)
+    data = _check_report(out, "default")
+    assert data["cv_pretrained"]["mean_mcc"] > 0.2, "fine-tuned models should clearly beat chance"
+    assert data["test"]["ensemble"]["mcc"] > 0.2
+    assert report.total_seconds < SIZES["default"].images * 60  # a sanity bound, not the 10-minute goal
