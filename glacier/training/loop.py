@@ -490,6 +490,9 @@ def fit(
             batches = train_loader
             if state.batch_in_epoch:
                 batches = accelerator.skip_first_batches(train_loader, state.batch_in_epoch)
+            # Accelerate's loader sets the sampler's epoch to its own iteration count on every
+            # pass, which restarts at 0 in a resumed run: give it the true epoch.
+            batches.set_epoch(epoch)
             bar = tqdm(
                 total=len(train_loader),
                 initial=state.batch_in_epoch,
