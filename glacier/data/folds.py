@@ -28,7 +28,8 @@ def assign_folds(class_counts: np.ndarray, num_folds: int, seed: int = 0) -> np.
         raise DataError(f"--folds must be at least 1, got {num_folds}")
     if groups < num_folds:
         raise DataError(
-            f"only {groups} image(s) to split into {num_folds} folds; use --folds {max(groups, 1)} or fewer"
+            f"only {groups} image(s) to split into {num_folds} folds (HKH slices of one scene count as one "
+            f"image: they share a fold); use --folds {max(groups, 1)} or fewer"
         )
     totals = counts.sum(axis=0)
     # Rare classes, rarest first: the foreground classes present at all, by total pixels.
