@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from glacier.errors import GlacierError
 from glacier.report import DemoReport, StageTiming
 
 NUM_FOLDS = 5
+SLICES_PER_HKH_SCENE = 4  # the sample generator cuts each HKH scene into 2 x 2 slices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +44,11 @@ class DemoSize:
     """Held-out Test scenes (with Test_labels) the ensemble is judged on."""
     image_size: int
     """Side of every sample image, in pixels."""
+    hkh_slices: int
+    """HKH-format slices (LILA .npy layout) for pretraining."""
+    hkh_slice_size: int
     hkh_scenes: int
-    """Raw HKH-format scenes (Landsat 7 GeoTIFF + label polygons) for pretraining."""
-    hkh_scene_size: int
+    """Raw HKH-format scenes (Landsat 7 GeoTIFF + label polygons)."""
     tile_size: int
     """Tile size of both prepared datasets."""
     pretrain_epochs: int
@@ -66,8 +70,9 @@ SIZES: dict[str, DemoSize] = {
         images=10,
         test_images=2,
         image_size=64,
-        hkh_scenes=2,
-        hkh_scene_size=128,
+        hkh_slices=8,
+        hkh_slice_size=64,
+        hkh_scenes=1,
         tile_size=64,
         pretrain_epochs=2,
         finetune_epochs=2,
@@ -83,8 +88,9 @@ SIZES: dict[str, DemoSize] = {
         images=25,
         test_images=5,
         image_size=128,
-        hkh_scenes=4,
-        hkh_scene_size=256,
+        hkh_slices=24,
+        hkh_slice_size=128,
+        hkh_scenes=2,
         tile_size=128,
         pretrain_epochs=8,
         finetune_epochs=6,
@@ -100,8 +106,9 @@ SIZES: dict[str, DemoSize] = {
         images=25,
         test_images=5,
         image_size=512,
-        hkh_scenes=8,
-        hkh_scene_size=1024,
+        hkh_slices=40,
+        hkh_slice_size=512,
+        hkh_scenes=2,
         tile_size=512,
         pretrain_epochs=40,
         finetune_epochs=60,
@@ -192,28 +199,25 @@ class DemoContext:
         return cfg.updated(**overrides)
 
 
-def _missing(what: str, owner: str) -> GlacierError:
-    return GlacierError(f"demo: {what} is not available yet ({owner}); this stage cannot run")
-
-
-# ---------------------------------------------------------------------------- stages
 def stage_sample_data(ctx: DemoContext) -> str:
-    try:
-        from glacier.sampledata import write_sample_data
-    except ImportError:
-        raise _missing("glacier.sampledata.write_sample_data", "sample-data generator") from None
+    from glacier.sampledata import generate_sample_data
+
     s = ctx.size
-    summary = write_sample_data(
+    generate_sample_data(
         ctx.paths.data,
         images=s.images,
-        test_images=s.test_images,
         size=s.image_size,
-        hkh_scenes=s.hkh_scenes,
-        hkh_size=s.hkh_scene_size,
         seed=ctx.seed,
+        test_images=s.test_images,
+        hkh_slices=s.hkh_slices,
+        hkh_slice_size=s.hkh_slice_size,
+        hkh_scenes=s.hkh_scenes,
     )
-    ctx.results["sample_data"] = str(ctx.paths.data)
-    return f"{s.images} train + {s.test_images} test images of {s.image_size} px, {s.hkh_scenes} HKH scenes -> {summary}"
+    ctx.outputs["sample data"] = ctx.paths.data
+    return (
+        f"{s.images} training + {s.test_images} held-out test images of {s.image_size} px; "
+        f"HKH: {s.hkh_slices} slices of {s.hkh_slice_size} px, {s.hkh_scenes} raw scenes -> {ctx.paths.data}"
+    )
 
 
 def stage_preprocess(ctx: DemoContext) -> str:
@@ -223,11 +227,14 @@ def stage_preprocess(ctx: DemoContext) -> str:
     competition = prepare_competition(
         ctx.paths.competition / "Train", ctx.paths.prepared / "competition", options, progress=False
     )
-    # HKH folds split by scene: pretraining validates on fold 0, so a few scenes are enough.
-    hkh_options = dataclasses.replace(options, num_folds=min(NUM_FOLDS, ctx.size.hkh_scenes))
-    hkh = prepare_hkh(ctx.paths.hkh, ctx.paths.prepared / "hkh", options=hkh_options, progress=False)
+    # HKH folds group the slices of one scene (4 slices each); pretraining validates on fold 0.
+    scenes = math.ceil(ctx.size.hkh_slices / SLICES_PER_HKH_SCENE)
+    hkh_options = dataclasses.replace(options, num_folds=min(NUM_FOLDS, scenes))
+    hkh = prepare_hkh(
+        ctx.paths.hkh / "slices", ctx.paths.prepared / "hkh", options=hkh_options, progress=False
+    )
     ctx.results["prepared"] = {"competition": competition.num_tiles, "hkh": hkh.num_tiles}
-    return f"competition: {competition.num_tiles} tiles; HKH (raw scenes): {hkh.num_tiles} tiles"
+    return f"competition: {competition.num_tiles} tiles; HKH (slices): {hkh.num_tiles} tiles"
 
 
 def stage_pretrain(ctx: DemoContext) -> str:
