@@ -223,6 +223,30 @@ def _init_report_line(report: dict[str, Any]) -> str:
     return line
 
 
+def freeze_unused_parameters(model, in_channels: int) -> list[str]:
+    """Freeze parameters the forward pass never uses; return their names.
+
+    DDP waits for a gradient of every trainable parameter, and some models carry modules
+    they do not run (an smp encoder built with ``encoder_depth`` < 5 keeps its deeper
+    stages). Freezing those is exact (they would never change) and cheaper than DDP's
+    ``find_unused_parameters``. One forward/backward on a small zero input, in eval mode
+    so that batch-norm statistics stay untouched.
+    """
+    size = max(64, 2 * model.stride)
+    was_training = model.training
+    model.eval()
+    logits, boundary_logits = model(torch.zeros(1, in_channels, size, size), with_boundary=True)
+    total = logits.sum() + (boundary_logits.sum() if boundary_logits is not None else 0)
+    total.backward()
+    unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    for name, p in model.named_parameters():
+        if name in unused:
+            p.requires_grad_(False)
+    return unused
+
+
 def _select_bands(cfg: GlacierConfig, prepared) -> tuple[str, ...]:
     available = tuple(prepared.bands)
     if cfg.data.bands is None:
@@ -422,7 +446,11 @@ def fit(
     init_report = (
         _init_weights(model, init_from, bands) if init_from is not None and resume_path is None else None
     )
-    optimizer = build_optimizer(model.parameters(), tcfg.optimizer)
+    # Always (not only under DDP), so that a state saved by N processes loads in 1.
+    unused = freeze_unused_parameters(model, len(bands))
+    if unused:
+        accelerator.print(f"{len(unused)} parameter tensors are never used by the forward pass: frozen")
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], tcfg.optimizer)
     train_loader, val_loader, epoch_aware = build_loaders(cfg, prepared, bands, stats, train_idx, val_idx)
     loss_fn = CombinedLoss(tcfg.loss, num_classes=num_classes, ignore_index=IGNORE_INDEX)
 
