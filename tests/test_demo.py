@@ -13,12 +13,6 @@ from glacier.errors import GlacierError
 from glacier.report import CvSummary, DemoReport, StageTiming
 
 
-def _sample_data_available() -> bool:
-    import glacier.sampledata as sampledata
-
-    return hasattr(sampledata, "write_sample_data")
-
-
 def test_report_formats_only_measured_figures(tmp_path):
     results = {
         "pretrain": {"mcc": 0.5},
@@ -88,7 +82,6 @@ def _check_report(out, size_name):
     return data
 
 
-@pytest.mark.skipif(not _sample_data_available(), reason="glacier.sampledata.write_sample_data not there yet")
 def test_smoke_demo_runs_every_stage(tmp_path, cli):
     out = tmp_path / "demo"
     assert cli("demo", "--out", out, "--size", "smoke") == 0
@@ -96,7 +89,6 @@ def test_smoke_demo_runs_every_stage(tmp_path, cli):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _sample_data_available(), reason="glacier.sampledata.write_sample_data not there yet")
 def test_default_demo_models_learn(tmp_path):
     out = tmp_path / "demo"
     report = run_demo(out)
