@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import rasterio
@@ -252,6 +253,7 @@ def test_predict_cli_writes_georeferenced_masks(cli, model_dir, scenes_dir, tmp_
             "--tile-size",
             "32",
             "--probabilities",
+            "--overlays",
         )
         == 0
     )
@@ -265,6 +267,8 @@ def test_predict_cli_writes_georeferenced_masks(cli, model_dir, scenes_dir, tmp_
             assert probs.count == 4 and probs.dtypes[0] == "uint8"
             total = probs.read().astype(int).sum(axis=0)
             assert np.abs(total - 255).max() <= 3  # probabilities sum to 1 (rounded x 255)
+        overlay = plt.imread(out / "overlays" / name.replace(".tif", ".png"))
+        assert overlay.shape[:2] == shape
 
 
 def test_predict_matches_the_library_predictor(model_dir, scenes_dir, tmp_path):

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from glacier.atomic import atomic_file
 from glacier.data.raster import write_raster
 from glacier.domain import CLASS_NAMES, index_to_encoded
 
@@ -33,9 +34,30 @@ def write_probabilities(path: str | Path, probs: np.ndarray, profile: dict[str, 
     return Path(path)
 
 
-def write_overlay(path: str | Path, image: np.ndarray, bands: tuple[str, ...], indices: np.ndarray) -> Path:
-    """Write a PNG of the scene (true colour where it has red/green/blue) under the class colours."""
-    from glacier import plots  # matplotlib is only needed here
+def true_colour(image: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
+    """(H, W, 3) uint8 picture of a raw (C, H, W) scene: red/green/blue bands where it has them
+    (else its first band in grey), each stretched between its 2nd and 98th percentile."""
+    picks = [bands.index(b) for b in ("red", "green", "blue") if b in bands]
+    channels = image[picks] if len(picks) == 3 else np.repeat(image[:1], 3, axis=0)
+    out = np.zeros(channels.shape, dtype=np.float32)
+    for i, channel in enumerate(channels):
+        finite = channel[np.isfinite(channel)]
+        if finite.size:
+            low, high = np.percentile(finite, (2, 98))
+            out[i] = np.clip((channel - low) / max(high - low, 1e-12), 0, 1)
+    return (np.nan_to_num(out).transpose(1, 2, 0) * 255).astype(np.uint8)
 
-    plots.save_overlay(path, image, bands, indices)
+
+def write_overlay(path: str | Path, image: np.ndarray, bands: tuple[str, ...], indices: np.ndarray) -> Path:
+    """Write a PNG of the scene with the predicted non-background classes painted over it
+    (half transparent, in the palette every glacier plot uses)."""
+    from matplotlib import image as mpimg  # matplotlib is only needed here
+
+    from glacier.plots import colorize
+
+    picture = true_colour(image, bands).astype(np.float32)
+    painted = indices != 0
+    picture[painted] = 0.45 * picture[painted] + 0.55 * colorize(indices)[painted]
+    with atomic_file(path) as tmp:
+        mpimg.imsave(tmp, picture.astype(np.uint8), format="png")
     return Path(path)
