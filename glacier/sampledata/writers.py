@@ -75,8 +75,8 @@ def slice_feature(
     """A ``slices.geojson`` feature in the real file's style: sources, means, footprint."""
     row, col = corner
     size = mask.shape[0]
-    left, top = scene.transform * (col, row)
-    right, bottom = scene.transform * (col + size, row + size)
+    left, top = scene.transform @ (col, row)
+    right, bottom = scene.transform @ (col + size, row + size)
     ring = [[right, bottom], [right, top], [left, top], [left, bottom], [right, bottom]]
     stem = f"slice_{scene_number}_{{}}_{slice_number:03d}.npy"
     return {
