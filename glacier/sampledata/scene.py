@@ -139,7 +139,10 @@ def _debris_cover(
     shape = glacier.shape
     if fraction <= 0 or not glacier.any():
         return np.zeros(shape, bool), np.zeros(shape, np.float32)
-    low = -rescale(terrain.elevation) + 0.1 * np.clip(terrain.valley / (terrain.valley.std() + 1e-9), -1, 2)
+    # Large-scale height, so whole lower tongues (not the low lateral edges) carry debris.
+    low = -rescale(blur(terrain.elevation, 10 * scale + 1)) + 0.1 * np.clip(
+        terrain.valley / (terrain.valley.std() + 1e-9), -1, 2
+    )
     score = low + 0.04 * smooth_noise(rng, shape, 4 * scale)
     threshold = threshold_for_share(score, fraction, where=glacier)
     debris = _smooth_mask(glacier & (score > threshold), 1.0 * scale + 0.4) & glacier
