@@ -4,10 +4,13 @@ Above the equilibrium-line altitude (ELA) snow accumulates; the surplus flows do
 steepest descent of the (smoothed) terrain, so it gathers in valleys and feeds tongues
 that reach below the ELA until melt has used it up. Tongues are widened in proportion to
 the square root of their ice flux. The ELA is searched so the ice covers a target share
-of the image.
+of the image. Along every tongue's flow lines the routing also gives how far down the
+ablation zone each pixel lies (0 at the ELA, 1 at the snout): where debris-covered ice is.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -15,7 +18,7 @@ from scipy import ndimage
 from glacier.sampledata.noise import blur
 
 _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
-_ABLATION_RATIO = 2.5
+_ABLATION_RATIO = 0.25
 """Melt per metre below the ELA relative to accumulation per metre above it."""
 _WIDTH_PER_SQRT_FLUX = 0.006
 """Tongue half-width in pixels per sqrt(flux in metre-pixels): ~15 px for a large basin at 512 px."""
@@ -60,6 +63,38 @@ class FlowRouting:
                     flux[r] += f
         return np.asarray(flux).reshape(self.elevation.shape)
 
+    def tongue_position(self, ela: float) -> tuple[np.ndarray, np.ndarray]:
+        """Where each flow-line pixel below the ELA lies along its tongue, and that tongue's length.
+
+        Flow lines are the pixels that carry ice (flux > 0). Two passes along them: downhill,
+        the longest flow distance since the line crossed the ELA; uphill, the flow distance
+        to the snout (where the ice runs out). Position = below / (below + to snout), 0 at
+        the ELA rising to 1 at the snout; length (px) = below + to snout. Both are 0 off
+        the flow lines and above the ELA.
+        """
+        height, width = self.elevation.shape
+        flowing = (self.ice_flux(ela) > 0).ravel().tolist()
+        below_ela = (self.elevation < ela).ravel().tolist()
+        receivers = np.asarray(self._receivers)
+        index = np.arange(receivers.size)
+        step = np.hypot(receivers // width - index // width, receivers % width - index % width).tolist()
+        receivers = receivers.tolist()
+        since_ela = [0.0] * len(receivers)
+        for i in self._order:  # high to low: each pixel's inflow is final before it passes on
+            r = receivers[i]
+            if flowing[i] and r != i and flowing[r] and below_ela[r]:
+                since_ela[r] = max(since_ela[r], since_ela[i] + step[i])
+        to_snout = [0.0] * len(receivers)
+        for i in reversed(self._order):  # low to high: the receiver's distance is final
+            r = receivers[i]
+            if flowing[i] and r != i and flowing[r]:
+                to_snout[i] = to_snout[r] + step[i]
+        since = np.asarray(since_ela).reshape(height, width)
+        length = since + np.asarray(to_snout).reshape(height, width)
+        on_tongue = (since > 0) & (length > 0)
+        position = np.where(on_tongue, since / np.where(on_tongue, length, 1.0), 0.0)
+        return position, np.where(on_tongue, length, 0.0)
+
     def outline(self, ela: float) -> np.ndarray:
         """Accumulation area plus tongues widened around their flow lines."""
         flux = self.ice_flux(ela)
@@ -74,8 +109,35 @@ class FlowRouting:
         return glacier
 
 
-def glacier_outline(elevation: np.ndarray, share: float, scale: float) -> np.ndarray:
-    """A glacier mask covering about ``share`` of the image.
+@dataclass
+class GlacierLayout:
+    """A glacier mask and, for every pixel of it, where it lies along its tongue."""
+
+    outline: np.ndarray  # bool
+    ela: float  # m, the mass-balance equilibrium line
+    tongue_position: np.ndarray  # 0 at or above the ELA, rising to 1 at the snout
+    tongue_length: np.ndarray  # px, ELA to snout along the flow line; 0 above the ELA
+    accumulation: np.ndarray  # bool, ice-carrying pixels above the ELA
+
+    def spread_to(self, glacier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Position and length on every pixel of ``glacier``, from its nearest flow line.
+
+        A tongue's sides take the value of the flow line they flank, so a position
+        threshold cuts straight across the tongue (not along its low edges).
+        """
+        lines = self.tongue_length > 0
+        if not lines.any():
+            return np.zeros(glacier.shape), np.zeros(glacier.shape)
+        rows, cols = ndimage.distance_transform_edt(~lines, return_distances=False, return_indices=True)
+        on_tongue = glacier & ~self.accumulation
+        return (
+            np.where(on_tongue, self.tongue_position[rows, cols], 0.0),
+            np.where(on_tongue, self.tongue_length[rows, cols], 0.0),
+        )
+
+
+def glacier_outline(elevation: np.ndarray, share: float, scale: float) -> GlacierLayout:
+    """A glacier mask covering about ``share`` of the image, with positions along its tongues.
 
     The ELA is bisected on a grid of about 64 px (fast), then the outline is drawn at full
     resolution. Flux counts upstream pixels, so on a grid ``step`` times coarser it is
@@ -91,4 +153,8 @@ def glacier_outline(elevation: np.ndarray, share: float, scale: float) -> np.nda
             low = ela
         else:
             high = ela
-    return FlowRouting(smooth).outline((low + high) / 2)
+    ela = (low + high) / 2
+    routing = FlowRouting(smooth)
+    position, length = routing.tongue_position(ela)
+    accumulation = (smooth >= ela) & (routing.ice_flux(ela) > 0)
+    return GlacierLayout(routing.outline(ela), ela, position, length, accumulation)

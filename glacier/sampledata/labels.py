@@ -45,10 +45,12 @@ def hand_drawn_labels(rng: np.random.Generator, truth: np.ndarray, scale: float)
     Glacier outlines wander by about 1.5 px; the debris / clean-ice boundary, hard to see
     even for experts, by about 3 px; tiny ice patches are left out.
     """
-    d_row, d_col = _displacement(rng, truth.shape, 1.5, scale)
+    # The hand wanders a fixed distance on the ground: fewer pixels in a coarser image.
+    wander = max(scale, 0.5)
+    d_row, d_col = _displacement(rng, truth.shape, 1.5 * wander, scale)
     glacier = _warp(np.isin(truth, (1, 2)), d_row, d_col)
     glacier = _drop_small(glacier, max(3, int(30 * scale**2)))
-    e_row, e_col = _displacement(rng, truth.shape, 3.0, scale)
+    e_row, e_col = _displacement(rng, truth.shape, 3.0 * wander, scale)
     debris = _warp(truth == 2, d_row + e_row, d_col + e_col) & glacier
     lake = _warp(truth == 3, d_row * 0.5, d_col * 0.5)  # lakes are clearly visible
     labels = np.zeros(truth.shape, np.uint8)

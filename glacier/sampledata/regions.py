@@ -16,7 +16,8 @@ class Region:
 
     name: str
     glacier_share: tuple[float, float]  # clean + debris-covered ice, share of the image
-    debris_fraction: tuple[float, float]  # share of the glacier that is debris-covered
+    debris_probability: float  # chance that a glacier with a long enough tongue carries debris
+    debris_length: tuple[float, float]  # debris-covered share of such a tongue (ELA to snout)
     lake_probability: float  # chance that a scene has a proglacial lake at a snout
     snow_share: tuple[float, float]  # seasonal snow outside glaciers (labelled background)
     cloud_probability: float
@@ -33,7 +34,8 @@ class Region:
 COMPETITION_TRAIN = Region(
     name="competition-train",
     glacier_share=(0.12, 0.50),
-    debris_fraction=(0.05, 0.30),
+    debris_probability=0.85,
+    debris_length=(0.6, 0.9),
     lake_probability=0.3,
     snow_share=(0.0, 0.12),
     cloud_probability=0.35,
@@ -50,7 +52,8 @@ COMPETITION_TRAIN = Region(
 COMPETITION_TEST = Region(
     name="competition-test",
     glacier_share=(0.12, 0.45),
-    debris_fraction=(0.05, 0.35),
+    debris_probability=0.85,
+    debris_length=(0.6, 0.95),
     lake_probability=0.3,
     snow_share=(0.02, 0.15),
     cloud_probability=0.3,
@@ -67,7 +70,8 @@ COMPETITION_TEST = Region(
 HKH = Region(
     name="hkh",
     glacier_share=(0.02, 0.25),
-    debris_fraction=(0.0, 0.06),
+    debris_probability=0.3,
+    debris_length=(0.2, 0.45),
     lake_probability=0.3,  # lakes exist on the ground, but HKH labels have no lake class
     snow_share=(0.0, 0.10),
     cloud_probability=0.3,

@@ -15,7 +15,7 @@ from enum import IntEnum
 import numpy as np
 from scipy import ndimage
 
-from glacier.sampledata.glaciers import glacier_outline
+from glacier.sampledata.glaciers import GlacierLayout, glacier_outline
 from glacier.sampledata.noise import blur, fractal_noise, rescale, smooth_noise, threshold_for_share
 from glacier.sampledata.regions import Region
 from glacier.sampledata.terrain import Sun, Terrain, make_terrain
@@ -23,6 +23,8 @@ from glacier.sampledata.terrain import Sun, Terrain, make_terrain
 PIXEL_M = 30.0
 """Ground size of a pixel at the reference size (512 px, 15 km across)."""
 REFERENCE_SIZE = 512
+_MIN_DEBRIS_TONGUE_M = 600.0
+"""Tongues shorter than this (ELA to snout) carry no debris cover: small glaciers stay clean."""
 
 
 class Material(IntEnum):
@@ -76,12 +78,9 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], region: Region)
     material = np.full(shape, Material.ROCK, dtype=np.uint8)
     lithology = rescale(fractal_noise(rng, shape, beta=2.6))
 
-    glacier = _fill_small_holes(
-        glacier_outline(terrain.elevation, float(rng.uniform(*region.glacier_share)), scale), scale
-    )
-    debris, thickness = _debris_cover(
-        rng, terrain, glacier, float(rng.uniform(*region.debris_fraction)), scale
-    )
+    layout = glacier_outline(terrain.elevation, float(rng.uniform(*region.glacier_share)), scale)
+    glacier = _fill_small_holes(layout.outline, scale)
+    debris, thickness = _debris_cover(rng, layout, glacier, region, scale)
     ela = _equilibrium_line(terrain, glacier, debris)
     dirt = np.clip((ela - terrain.elevation) / 600.0 + 0.25 * smooth_noise(rng, shape, 4 * scale), 0, 1)
     accumulation = glacier & (terrain.elevation + 120 * smooth_noise(rng, shape, 6 * scale) > ela)
@@ -133,25 +132,39 @@ def _fill_small_holes(glacier: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _debris_cover(
-    rng: np.random.Generator, terrain: Terrain, glacier: np.ndarray, fraction: float, scale: float
+    rng: np.random.Generator,
+    layout: GlacierLayout,
+    glacier: np.ndarray,
+    region: Region,
+    scale: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Debris on the lowest ``fraction`` of the glacier, favouring valley tongues."""
+    """Debris on the lower part of large tongues: continuous down to the snout, patchy at its top.
+
+    Each glacier (connected ice) whose longest tongue reaches at least ``_MIN_DEBRIS_TONGUE_M``
+    below the ELA carries debris with probability ``region.debris_probability``, over the
+    lowest ``region.debris_length`` share of its tongues' length (ELA to snout). Rock falls
+    from the valley walls and melts out down-glacier, so the cover starts in patches and
+    thickens towards the snout. Small glaciers stay clean.
+    """
     shape = glacier.shape
-    if fraction <= 0 or not glacier.any():
-        return np.zeros(shape, bool), np.zeros(shape, np.float32)
-    # Large-scale height, so whole lower tongues (not the low lateral edges) carry debris.
-    low = -rescale(blur(terrain.elevation, 10 * scale + 1)) + 0.1 * np.clip(
-        terrain.valley / (terrain.valley.std() + 1e-9), -1, 2
-    )
-    score = low + 0.04 * smooth_noise(rng, shape, 4 * scale)
-    threshold = threshold_for_share(score, fraction, where=glacier)
-    debris = _smooth_mask(glacier & (score > threshold), 1.0 * scale + 0.4) & glacier
-    thickness = np.zeros(shape, np.float32)
-    if debris.any():
-        top = terrain.elevation[debris].max()
-        span = max(top - terrain.elevation[debris].min(), 1.0)
-        thickness[debris] = np.clip((top - terrain.elevation[debris]) / span, 0, 1)
-    return debris, thickness
+    position, length = layout.spread_to(glacier)
+    debris = np.zeros(shape, bool)
+    pieces, count = ndimage.label(glacier)
+    min_length = _MIN_DEBRIS_TONGUE_M / (PIXEL_M / scale)
+    longest = ndimage.maximum(length, pieces, index=np.arange(1, count + 1)) if count else []
+    # Draw for every piece, in label order, so the stream does not depend on which qualify.
+    covered = rng.uniform(*region.debris_length, size=count)
+    lucky = rng.random(count) < region.debris_probability
+    patches = 0.06 * smooth_noise(rng, shape, 3 * scale + 0.5)
+    start = np.ones(count + 1)  # debris where position > start; 1: none
+    for k in range(count):
+        if lucky[k] and longest[k] >= min_length:
+            start[k + 1] = 1.0 - covered[k]
+    top = start[pieces]
+    debris = glacier & (position + patches > top)
+    debris = _smooth_mask(debris, 0.6 * scale + 0.4) & glacier
+    thickness = np.where(debris, np.clip((position - top) / np.maximum(1.0 - top, 1e-6), 0, 1), 0.0)
+    return debris, thickness.astype(np.float32)
 
 
 def _equilibrium_line(terrain: Terrain, glacier: np.ndarray, debris: np.ndarray) -> float:

@@ -67,8 +67,16 @@ def surface_reflectance(rng: np.random.Generator, scene: Scene) -> np.ndarray:
     dirt = scene.dirt[None]
     put(Material.ICE, (1 - dirt) * _ICE[:, None, None] + dirt * _DIRTY_ICE[:, None, None])
     # Debris is local rock: same minerals, a bit darker and more uniform than bedrock.
-    put(Material.DEBRIS, 0.9 * rock)
-    put(Material.MORAINE, 0.9 * rock)
+    # Hummocky rubble (debris and moraines alike) is rougher than bedrock at the pixel scale.
+    hummocks = 0.9 * rock * (1.0 + 0.1 * smooth_noise(rng, shape, 0.6))[None]
+    put(Material.DEBRIS, hummocks)
+    put(Material.MORAINE, hummocks)
+    # Only debris on ice has supraglacial ponds (dark specks) and ice cliffs (bright specks).
+    specks = smooth_noise(rng, shape, 0.7 * scene.scale + 0.3)
+    pond = (m == Material.DEBRIS) & (specks > 2.3)
+    cliff = (m == Material.DEBRIS) & (specks < -2.3)
+    rho[:, pond] = 0.5 * rho[:, pond] + 0.5 * _TURBID_LAKE[:, None]
+    rho[:, cliff] = 0.4 * rho[:, cliff] + 0.6 * _DIRTY_ICE[:, None]
     turbidity = rng.uniform(0, 1)
     put(Material.WATER, (1 - turbidity) * _CLEAR_LAKE + turbidity * _TURBID_LAKE)
     return rho * texture[None]
