@@ -24,12 +24,12 @@ from typing import Any
 
 from glacier import atomic
 from glacier.errors import ModelError
+from glacier.model_meta import read_model_meta
 
 ENSEMBLE_FORMAT = "glacier-ensemble"
 ENSEMBLE_FORMAT_VERSION = 1
 ENSEMBLE_FILE = "ensemble.json"
 MEMBERS_DIR = "members"
-_MODEL_FORMAT = "glacier-model"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -52,19 +52,6 @@ def is_ensemble_folder(path: str | Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and data.get("format") == ENSEMBLE_FORMAT
-
-
-def _model_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: cannot read a model config ({exc}); is {folder} a model folder?") from None
-    if not isinstance(config, dict) or config.get("format") != _MODEL_FORMAT:
-        raise ModelError(f"{path}: not a glacier model config (format is not {_MODEL_FORMAT!r})")
-    if not (folder / "model.safetensors").is_file():
-        raise ModelError(f"{folder / 'model.safetensors'}: missing; the model folder is incomplete")
-    return config
 
 
 def _summary(members: Sequence[EnsembleMember]) -> dict[str, Any]:
@@ -95,13 +82,13 @@ def write_ensemble(
     bad = [n for n in names if not _SAFE_NAME.match(n)]
     if bad or len(set(names)) != len(names):
         raise ModelError(f"ensemble member names must be unique folder names, got {names}")
-    configs = [_model_config(Path(m.model_dir)) for m in members]
-    bands = configs[0]["bands"]
-    for member, config in zip(members, configs, strict=True):
-        if config["bands"] != bands:
+    metas = [read_model_meta(m.model_dir) for m in members]
+    bands = list(metas[0].bands)
+    for member, meta in zip(members, metas, strict=True):
+        if list(meta.bands) != bands:
             raise ModelError(
                 f"ensemble members disagree on bands: {members[0].name} reads {bands}, "
-                f"{member.name} reads {config['bands']}"
+                f"{member.name} reads {list(meta.bands)}"
             )
     entries = []
     for member in members:
@@ -167,10 +154,10 @@ def read_ensemble(path: str | Path) -> dict[str, Any]:
             raise ModelError(
                 f"{manifest_path}: member path {str(rel)!r} must be a sub-folder of the ensemble"
             )
-        config = _model_config(member_dir)
-        if config["bands"] != manifest.get("bands"):
+        meta = read_model_meta(member_dir)
+        if list(meta.bands) != manifest.get("bands"):
             raise ModelError(
-                f"{manifest_path}: member {member.get('name')!r} reads bands {config['bands']}, "
+                f"{manifest_path}: member {member.get('name')!r} reads bands {list(meta.bands)}, "
                 f"the ensemble says {manifest.get('bands')}"
             )
         member["dir"] = str(member_dir)
@@ -184,7 +171,7 @@ def _readme(manifest: dict[str, Any]) -> str:
         f"{len(manifest['members'])} models that predict together (softmax average); bands "
         f"{', '.join(manifest['bands'])}.",
         "",
-        "    glacier predict --model THIS_FOLDER --input TILES --out PREDICTIONS",
+        "    glacier predict THIS_FOLDER BAND_FOLDERS_DIR --out PREDICTIONS",
         "",
         "| member | seed | fold | val MCC |",
         "| --- | --- | --- | --- |",

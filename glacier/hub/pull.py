@@ -11,15 +11,15 @@ ensemble folder; anything else is a clear error.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
 from glacier import atomic
-from glacier.errors import HubError
+from glacier.ensemble_folder import ENSEMBLE_FILE, read_ensemble
+from glacier.errors import HubError, ModelError
 from glacier.hub.auth import hub_errors
-from glacier.hub.push import CONFIG_FILE, ENSEMBLE_FILE, WEIGHTS_FILE
+from glacier.model_meta import CONFIG_FILE, WEIGHTS_FILE, read_model_meta
 
 PULL_HINT = "run the same command again when the connection is back"
 
@@ -100,27 +100,14 @@ def check_model_repo(folder: Path, repo_id: str) -> str:
             f"{repo_id!r} is not a glacier model: it has neither {WEIGHTS_FILE} + {CONFIG_FILE} nor "
             f"{ENSEMBLE_FILE} (files: {', '.join(found) or 'none'}); push one with `glacier push`"
         )
-    if kind == "model":
-        _check_format(folder / CONFIG_FILE, "glacier-model", repo_id)
-        return kind
-    ensemble = _check_format(folder / ENSEMBLE_FILE, "glacier-ensemble", repo_id)
-    for member in ensemble.get("members") or []:
-        member_dir = folder / str(member.get("path", ""))
-        if model_kind(member_dir) != "model":
-            raise HubError(
-                f"{repo_id!r}: ensemble member {member.get('name')!r} ({member.get('path')}) is incomplete"
-            )
-    return kind
-
-
-def _check_format(path: Path, expected: str, repo_id: str) -> dict:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise HubError(f"{repo_id!r}: {path.name} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != expected:
-        raise HubError(f"{repo_id!r}: {path.name} is not a {expected} file (its format is not {expected!r})")
-    return data
+        if kind == "model":
+            read_model_meta(folder)
+        else:
+            read_ensemble(folder)
+    except ModelError as exc:
+        raise HubError(f"{repo_id!r} is not a usable glacier {kind}: {exc}") from None
+    return kind
 
 
 def _looks_like_repo_id(text: str) -> bool:

@@ -17,14 +17,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from glacier.ensemble_folder import ENSEMBLE_FILE, read_ensemble
 from glacier.errors import HubError, ModelError
 from glacier.hub.auth import hub_errors, require_token
 from glacier.hub.card import render_model_card
+from glacier.model_meta import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_model_meta
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-CARD_FILE = "README.md"
-ENSEMBLE_FILE = "ensemble.json"
 RUN_BEST = "best"
 RUN_EXTRAS = ("cv_summary.json", "metrics.csv")
 STATES_DIR = "states"
@@ -105,19 +103,16 @@ def collect_upload(folder: Path, include_states: bool = False) -> Upload:
         raise ModelError(f"{folder}: not found; give a model folder, an ensemble folder or a run folder")
     if (folder / ENSEMBLE_FILE).is_file():
         upload = _ensemble_upload(folder)
-    elif (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
-        upload = Upload("model", files=_model_files(folder), config=_read_json(folder / CONFIG_FILE))
+    elif (folder / CONFIG_FILE).is_file():
+        upload = Upload("model", files=_model_files(folder), config=_model_config(folder))
     elif (folder / RUN_BEST / CONFIG_FILE).is_file():
         best = folder / RUN_BEST
-        if not (best / WEIGHTS_FILE).is_file():
-            raise ModelError(f"{best / WEIGHTS_FILE}: missing; the run's best model is incomplete")
-        upload = Upload("run", files=_model_files(best), config=_read_json(best / CONFIG_FILE))
+        upload = Upload("run", files=_model_files(best), config=_model_config(best))
     else:
         raise ModelError(
             f"{folder}: not a model folder (model.safetensors + config.json), an ensemble folder "
             f"(ensemble.json) or a run folder (best/); nothing to push"
         )
-    _check_model_config(upload.config, folder)
     for name in RUN_EXTRAS:
         if (folder / name).is_file():
             upload.files[name] = folder / name
@@ -140,31 +135,21 @@ def _model_files(model_dir: Path, prefix: str = "") -> dict[str, Path]:
 
 
 def _ensemble_upload(folder: Path) -> Upload:
-    ensemble = _read_json(folder / ENSEMBLE_FILE)
-    members = ensemble.get("members") if isinstance(ensemble, dict) else None
-    if ensemble.get("format") != "glacier-ensemble" or not isinstance(members, list) or not members:
-        raise ModelError(
-            f"{folder / ENSEMBLE_FILE}: not a glacier ensemble (format 'glacier-ensemble' with members)"
-        )
+    ensemble = read_ensemble(folder)  # checks the manifest and every member folder
     files = {ENSEMBLE_FILE: folder / ENSEMBLE_FILE}
-    config: dict = {}
-    for member in members:
-        rel = str(member.get("path") or "")
-        member_dir = (folder / rel).resolve()
-        if not rel or Path(rel).is_absolute() or folder.resolve() not in member_dir.parents:
-            raise ModelError(
-                f"{folder / ENSEMBLE_FILE}: member path {rel!r} must be a sub-folder of the ensemble"
-            )
-        for name in (WEIGHTS_FILE, CONFIG_FILE):
-            if not (member_dir / name).is_file():
-                raise ModelError(
-                    f"{member_dir / name}: missing; ensemble member {member.get('name')!r} is incomplete"
-                )
-        files.update(_model_files(member_dir, prefix=f"{Path(rel).as_posix().rstrip('/')}/"))
+    for member in ensemble["members"]:
+        member_dir, prefix = Path(member["dir"]), Path(member["path"]).as_posix().rstrip("/") + "/"
+        files.update(_model_files(member_dir, prefix=prefix))
         if (member_dir / CARD_FILE).is_file():
-            files[f"{Path(rel).as_posix().rstrip('/')}/{CARD_FILE}"] = member_dir / CARD_FILE
-        config = config or _read_json(member_dir / CONFIG_FILE)
+            files[prefix + CARD_FILE] = member_dir / CARD_FILE
+    config = _model_config(Path(ensemble["members"][0]["dir"]))
     return Upload("ensemble", files=files, config=config, ensemble=ensemble)
+
+
+def _model_config(model_dir: Path) -> dict:
+    """The raw config.json of a checked model folder (the card renders from it)."""
+    read_model_meta(model_dir)  # a clear ModelError for an incomplete or foreign folder
+    return _read_json(model_dir / CONFIG_FILE)
 
 
 def _read_json(path: Path) -> dict:
@@ -175,11 +160,6 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ModelError(f"{path}: expected a JSON object")
     return data
-
-
-def _check_model_config(config: dict, folder: Path) -> None:
-    if config.get("format") != "glacier-model":
-        raise ModelError(f"{folder}: its config.json is not a glacier model config (format 'glacier-model')")
 
 
 def _check_repo_id(repo_id: str) -> None:

@@ -1,5 +1,6 @@
 """Models: the factory, band transfer and self-describing model folders."""
 
+from glacier.model_meta import ModelMeta, is_model_folder, read_model_meta
 from glacier.models.factory import (
     BOUNDARY_AWARE_UNET,
     BoundaryHead,
@@ -8,12 +9,9 @@ from glacier.models.factory import (
     build_model,
 )
 from glacier.models.folder import (
-    ModelMeta,
     inference_state_dict,
-    is_model_folder,
     load_model_folder,
     model_config_dict,
-    read_model_meta,
     save_model_folder,
 )
 from glacier.models.transfer import first_conv_key, transfer_weights
