@@ -1,160 +1,303 @@
-"""Where glaciers are: a minimal mass-balance and flux-routing ice model.
+"""Where glaciers are: accumulation basins high up, feeding valley tongues.
 
-Above the equilibrium-line altitude (ELA) snow accumulates; the surplus flows down the
-steepest descent of the (smoothed) terrain, so it gathers in valleys and feeds tongues
-that reach below the ELA until melt has used it up. Tongues are widened in proportion to
-the square root of their ice flux. The ELA is searched so the ice covers a target share
-of the image. Along every tongue's flow lines the routing also gives how far down the
-ablation zone each pixel lies (0 at the ELA, 1 at the snout): where debris-covered ice is.
+1. Drainage: a priority flood on a coarse (~64 cell) copy of the terrain gives every cell a
+   downhill receiver, pits spilling over their lowest saddle, so that paths follow the
+   valleys down to the image edge.
+2. Basins: snow accumulates above a first equilibrium-line altitude (ELA); the ice of a
+   basin leaves it along the drainage line that carries most of it. Where the largest of
+   these lines cross the ELA, tongues start.
+3. Tongues run down the valley floor from there for a length drawn per scene (the biggest
+   basin feeds the longest tongue), narrowing towards the snout. A tongue that runs into
+   another one ends there as a tributary. The terrain is carved into a U-shaped trough
+   under each tongue, with lateral-moraine ridges on its lower flanks.
+4. Accumulation areas: the gentle ground above a final ELA, chosen so that tongues plus
+   accumulation areas cover the target share of the image.
+
+Every tongue pixel knows its tongue and where it lies along it: 0 where the tongue
+crosses the ELA, 1 at the snout (tributaries count on down the trunk): where the debris
+cover of the lower tongue lies.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from glacier.sampledata.noise import blur
+from glacier.sampledata.noise import blur, smooth_noise
 
 _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
-_ABLATION_RATIO = 0.25
-"""Melt per metre below the ELA relative to accumulation per metre above it."""
-_WIDTH_PER_SQRT_FLUX = 0.006
-"""Tongue half-width in pixels per sqrt(flux in metre-pixels): ~15 px for a large basin at 512 px."""
+_COARSE_CELLS = 64
+"""Cells across the drainage grid: coarse enough to be fast, fine enough to follow valleys."""
+_WALL_SLOPE = np.tan(np.radians(32.0))
+"""Slope of a trough's side walls (rise per run)."""
+_STEEP = 42.0
+"""Degrees: steeper ground above the ELA is bare rock wall, not accumulation area."""
 
 
-def _receivers(elevation: np.ndarray) -> np.ndarray:
-    """Flat index of each pixel's steepest-descent neighbour (itself in a pit)."""
-    height, width = elevation.shape
-    padded = np.pad(elevation, 1, mode="edge")
-    best_drop = np.zeros(elevation.shape)
-    best = np.arange(elevation.size).reshape(elevation.shape)
-    rows, cols = np.mgrid[0:height, 0:width]
-    for d_row, d_col in _NEIGHBOURS:
-        neighbour = padded[1 + d_row : 1 + d_row + height, 1 + d_col : 1 + d_col + width]
-        drop = (elevation - neighbour) / np.hypot(d_row, d_col)
-        target = np.clip(rows + d_row, 0, height - 1) * width + np.clip(cols + d_col, 0, width - 1)
-        better = drop > best_drop
-        best_drop = np.where(better, drop, best_drop)
-        best = np.where(better, target, best)
-    return best.ravel()
+@dataclass(frozen=True)
+class TongueParameters:
+    """How many tongues a scene has and how they are shaped."""
+
+    count: int  # at most this many tongues (fewer when there are fewer ice basins)
+    longest_m: float  # length of the longest tongue below the ELA (m)
+    half_width_m: float  # half-width of the largest tongue where it crosses the ELA (m)
+    accumulation_share: float  # share of the target ice area above the first ELA
 
 
-class FlowRouting:
-    """Steepest-descent routing on a fixed surface; the routing is reused for every ELA tried."""
+@dataclass
+class Tongue:
+    """One valley tongue, as a dense polyline in full-resolution pixels."""
 
-    def __init__(self, elevation: np.ndarray):
-        self.elevation = elevation
-        self._receivers = _receivers(elevation).tolist()
-        # Highest first: every pixel has received all its inflow before passing it on.
-        self._order = np.argsort(-elevation, axis=None).tolist()
+    path: np.ndarray  # (n, 2) float (row, col), from inside its basin down to its snout
+    position: np.ndarray  # (n,) 0 up to the ELA crossing, rising to 1 at the (trunk's) snout
+    half_width: np.ndarray  # (n,) px
+    length: float  # px from the ELA crossing to the snout (of the trunk, for tributaries)
+    tributary: bool
 
-    def ice_flux(self, ela: float) -> np.ndarray:
-        """Mass balance routed downhill: > 0 where ice is present (accumulation or fed tongue)."""
-        balance = self.elevation - ela
-        balance = np.where(balance < 0, balance * _ABLATION_RATIO, balance).ravel()
-        flux, receivers = balance.tolist(), self._receivers
-        for i in self._order:
-            f = flux[i]
-            if f > 0:
-                r = receivers[i]
-                if r != i:
-                    flux[r] += f
-        return np.asarray(flux).reshape(self.elevation.shape)
-
-    def tongue_position(self, ela: float) -> tuple[np.ndarray, np.ndarray]:
-        """Where each flow-line pixel below the ELA lies along its tongue, and that tongue's length.
-
-        Flow lines are the pixels that carry ice (flux > 0). Two passes along them: downhill,
-        the longest flow distance since the line crossed the ELA; uphill, the flow distance
-        to the snout (where the ice runs out). Position = below / (below + to snout), 0 at
-        the ELA rising to 1 at the snout; length (px) = below + to snout. Both are 0 off
-        the flow lines and above the ELA.
-        """
-        height, width = self.elevation.shape
-        flowing = (self.ice_flux(ela) > 0).ravel().tolist()
-        below_ela = (self.elevation < ela).ravel().tolist()
-        receivers = np.asarray(self._receivers)
-        index = np.arange(receivers.size)
-        step = np.hypot(receivers // width - index // width, receivers % width - index % width).tolist()
-        receivers = receivers.tolist()
-        since_ela = [0.0] * len(receivers)
-        for i in self._order:  # high to low: each pixel's inflow is final before it passes on
-            r = receivers[i]
-            if flowing[i] and r != i and flowing[r] and below_ela[r]:
-                since_ela[r] = max(since_ela[r], since_ela[i] + step[i])
-        to_snout = [0.0] * len(receivers)
-        for i in reversed(self._order):  # low to high: the receiver's distance is final
-            r = receivers[i]
-            if flowing[i] and r != i and flowing[r]:
-                to_snout[i] = to_snout[r] + step[i]
-        since = np.asarray(since_ela).reshape(height, width)
-        length = since + np.asarray(to_snout).reshape(height, width)
-        on_tongue = (since > 0) & (length > 0)
-        position = np.where(on_tongue, since / np.where(on_tongue, length, 1.0), 0.0)
-        return position, np.where(on_tongue, length, 0.0)
-
-    def outline(self, ela: float) -> np.ndarray:
-        """Accumulation area plus tongues widened around their flow lines."""
-        flux = self.ice_flux(ela)
-        glacier = flux > 0
-        tongue_flux = np.where(glacier & (self.elevation < ela), flux, 0.0)
-        radius = _WIDTH_PER_SQRT_FLUX * np.sqrt(tongue_flux)
-        for r in (1, 2, 3, 5, 8, 12, 18, 27):
-            centres = radius >= r
-            if not centres.any():
-                break
-            glacier |= ndimage.distance_transform_edt(~centres) <= r
-        return glacier
+    @property
+    def snout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Snout position (row, col) and the unit down-valley direction there."""
+        end = self.path[-1]
+        before = self.path[max(0, len(self.path) - 12)]
+        direction = end - before
+        return end, direction / (np.linalg.norm(direction) + 1e-9)
 
 
 @dataclass
 class GlacierLayout:
-    """A glacier mask and, for every pixel of it, where it lies along its tongue."""
+    """The glaciers of one scene and the terrain they have carved."""
 
-    outline: np.ndarray  # bool
-    ela: float  # m, the mass-balance equilibrium line
-    tongue_position: np.ndarray  # 0 at or above the ELA, rising to 1 at the snout
-    tongue_length: np.ndarray  # px, ELA to snout along the flow line; 0 above the ELA
-    accumulation: np.ndarray  # bool, ice-carrying pixels above the ELA
-
-    def spread_to(self, glacier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Position and length on every pixel of ``glacier``, from its nearest flow line.
-
-        A tongue's sides take the value of the flow line they flank, so a position
-        threshold cuts straight across the tongue (not along its low edges).
-        """
-        lines = self.tongue_length > 0
-        if not lines.any():
-            return np.zeros(glacier.shape), np.zeros(glacier.shape)
-        rows, cols = ndimage.distance_transform_edt(~lines, return_distances=False, return_indices=True)
-        on_tongue = glacier & ~self.accumulation
-        return (
-            np.where(on_tongue, self.tongue_position[rows, cols], 0.0),
-            np.where(on_tongue, self.tongue_length[rows, cols], 0.0),
-        )
+    elevation: np.ndarray  # m, carved: U-shaped troughs under the tongues, moraine ridges beside
+    outline: np.ndarray  # bool: tongues plus accumulation areas
+    accumulation: np.ndarray  # bool: ice above the ELA outside the tongues
+    tongue_id: np.ndarray  # int: 1.. for the pixels of tongue k, 0 elsewhere
+    tongue_position: np.ndarray  # 0..1 along the tongue (see the module docstring); 0 off tongues
+    tongue_length: np.ndarray  # px, the pixel's tongue length; 0 off tongues
+    flank_distance: np.ndarray  # px from the tongue's edge, outside it (for moraines); inf far away
+    flank_position: np.ndarray  # position along the nearest tongue, for pixels beside it
+    tongues: list[Tongue]
+    ela: float  # m
 
 
-def glacier_outline(elevation: np.ndarray, share: float, scale: float) -> GlacierLayout:
-    """A glacier mask covering about ``share`` of the image, with positions along its tongues.
+def _drainage(elevation: np.ndarray) -> tuple[list[int], list[int]]:
+    """Receiver (flat index, -1 off the edge) of every cell, and the cells from low to high.
 
-    The ELA is bisected on a grid of about 64 px (fast), then the outline is drawn at full
-    resolution. Flux counts upstream pixels, so on a grid ``step`` times coarser it is
-    ``step**2`` smaller and sqrt-flux widths in coarse pixels come out the same.
+    Priority flood from the image edge: each cell drains to the neighbour through which the
+    flood reached it first, so a pit drains over its lowest saddle instead of trapping flow.
     """
-    smooth = blur(elevation, 1.5 * scale + 0.5)
-    step = max(1, int(round(min(elevation.shape) / 64)))
-    coarse = FlowRouting(smooth[::step, ::step])
-    low, high = float(coarse.elevation.min()), float(coarse.elevation.max())
-    for _ in range(10):
-        ela = (low + high) / 2
-        if coarse.outline(ela).mean() > share:
-            low = ela
-        else:
-            high = ela
-    ela = (low + high) / 2
-    routing = FlowRouting(smooth)
-    position, length = routing.tongue_position(ela)
-    accumulation = (smooth >= ela) & (routing.ice_flux(ela) > 0)
-    return GlacierLayout(routing.outline(ela), ela, position, length, accumulation)
+    height, width = elevation.shape
+    flat = elevation.ravel().tolist()
+    receiver = [-1] * len(flat)
+    seen = bytearray(len(flat))
+    heap = []
+    for i in range(len(flat)):
+        row, col = divmod(i, width)
+        if row in (0, height - 1) or col in (0, width - 1):
+            heap.append((flat[i], i))
+            seen[i] = 1
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        level, i = heapq.heappop(heap)
+        order.append(i)
+        row, col = divmod(i, width)
+        for d_row, d_col in _NEIGHBOURS:
+            r, c = row + d_row, col + d_col
+            if 0 <= r < height and 0 <= c < width:
+                j = r * width + c
+                if not seen[j]:
+                    seen[j] = 1
+                    receiver[j] = i
+                    heapq.heappush(heap, (max(flat[j], level), j))
+    return receiver, order
+
+
+def _densify(points: np.ndarray, spacing: float = 0.5) -> np.ndarray:
+    """Resample a polyline at ``spacing`` px along its length."""
+    if len(points) < 2:
+        return points
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(points, axis=0).T))])
+    at = np.arange(0.0, arc[-1] + 1e-9, spacing)
+    return np.stack([np.interp(at, arc, points[:, 0]), np.interp(at, arc, points[:, 1])], 1)
+
+
+def _arc_length(points: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(points, axis=0).T))])
+
+
+def _route_tongues(
+    elevation: np.ndarray, share: float, params: TongueParameters, pixel_m: float, rng: np.random.Generator
+) -> tuple[list[Tongue], float]:
+    """Tongue centre lines (full-resolution pixels) and the first ELA."""
+    shape = elevation.shape
+    step = max(1, int(round(min(shape) / _COARSE_CELLS)))
+    offset = step // 2
+    coarse = blur(elevation, 0.8 * step)[offset::step, offset::step]
+    width = coarse.shape[1]
+    receiver, order = _drainage(coarse)
+    # The first ELA: the gentle ground above it (steep walls stay bare) is the accumulation share.
+    d_row, d_col = np.gradient(coarse, pixel_m * step)
+    gentle = np.degrees(np.arctan(np.hypot(d_row, d_col))) < _STEEP
+    wanted = params.accumulation_share * share * coarse.size
+    ela = float(np.quantile(coarse[gentle], max(0.0, 1.0 - wanted / max(gentle.sum(), 1))))
+    above = (coarse.ravel() > ela).tolist()
+    ice = [float(a) for a in above]  # above-ELA cells upstream of each cell, itself included
+    donor = [-1] * len(ice)  # the upstream neighbour that brings the most ice
+    for i in reversed(order):  # high to low: a cell's inflow is complete before it passes on
+        r = receiver[i]
+        if r >= 0:
+            ice[r] += ice[i]
+            if donor[r] < 0 or ice[i] > ice[donor[r]]:
+                donor[r] = i
+    # Gates: the first below-ELA cell of a line that leaves ice, ranked by the ice it carries.
+    gates = [i for i in range(len(ice)) if not above[i] and donor[i] >= 0 and above[donor[i]]]
+    gates.sort(key=lambda i: (-ice[i], i))
+    min_ice = max(3.0, 0.02 * sum(above))  # smaller basins feed no tongue
+    taken: dict[int, int] = {}  # coarse cell -> tongue index, for cells on a tongue's centre line
+    cells: list[list[int]] = []
+    biggest = ice[gates[0]] if gates else 1.0
+    length_factors = rng.uniform(0.75, 1.0, size=params.count)
+    lengths_px = []
+    joins: list[tuple[int, int] | None] = []  # (trunk tongue, the trunk's cell it runs into)
+    for gate in gates:
+        if len(cells) >= params.count or ice[gate] < min_ice:
+            break
+        if gate in taken:
+            continue
+        k = len(cells)
+        size = (ice[gate] / biggest) ** 0.5
+        length = params.longest_m / pixel_m * length_factors[k] * max(size, 0.2) ** 0.5 / step  # in cells
+        line, upstream = [gate], donor[gate]
+        while upstream >= 0 and above[upstream] and len(line) < 0.3 * length + 2:
+            line.insert(0, upstream)  # up into the basin: the tongue's source
+            upstream = donor[upstream]
+        crossing, travelled, cell, join = len(line) - 1, 0.0, gate, None
+        while travelled < length:
+            nxt = receiver[cell]
+            if nxt < 0:
+                break
+            if nxt in taken:
+                join = (taken[nxt], nxt)
+                break
+            travelled += 1.0 if abs(nxt - cell) in (1, width) else 2**0.5
+            line.append(nxt)
+            cell = nxt
+        if len(line) - crossing < 3:
+            continue
+        for c in line:
+            taken.setdefault(c, k)
+        cells.append(line)
+        lengths_px.append((crossing, size))
+        joins.append(join)
+    tongues: list[Tongue] = []
+    for k, line in enumerate(cells):
+        crossing, size = lengths_px[k]
+        rows, cols = np.divmod(np.asarray(line), width)
+        points = np.stack([rows * step + offset, cols * step + offset], 1).astype(np.float64)
+        joined = None  # (trunk, index of the trunk's path point this tongue runs into)
+        if joins[k] is not None:
+            trunk, cell = joins[k]
+            target = np.array(divmod(cell, width), np.float64) * step + offset
+            joined = (trunk, int(np.argmin(np.hypot(*(tongues[trunk].path - target).T))))
+            points = np.vstack([points, tongues[trunk].path[joined[1]]])  # end on the trunk's line
+        smooth = ndimage.gaussian_filter1d(points, 1.2, axis=0, mode="nearest")
+        smooth[0], smooth[-1] = points[0], points[-1]
+        crossing_point = smooth[crossing]
+        path = _densify(smooth)
+        arc = _arc_length(path)
+        start = arc[int(np.argmin(np.hypot(*(path - crossing_point).T)))]
+        below = np.clip(arc - start, 0.0, None)
+        if joined is None:
+            total = max(arc[-1] - start, 1.0)
+        else:  # a tributary counts on down its trunk, so debris lies where the trunk's does
+            trunk_tongue = tongues[joined[0]]
+            remaining = (1.0 - trunk_tongue.position[joined[1]]) * trunk_tongue.length
+            total = max(arc[-1] - start + remaining, 1.0)
+        position = below / total
+        taper = 1.0 - 0.3 * np.clip(below / max(arc[-1] - start, 1.0), 0, 1)
+        half_width = params.half_width_m / pixel_m * max(size, 0.35) ** 0.5 * taper
+        tongues.append(Tongue(path, position, half_width, float(total), joined is not None))
+    return tongues, ela
+
+
+def glacier_layout(
+    rng: np.random.Generator, elevation: np.ndarray, share: float, params: TongueParameters, pixel_m: float
+) -> GlacierLayout:
+    """Tongues and accumulation areas covering about ``share`` of the image; carves the terrain."""
+    shape = elevation.shape
+    scale_px = 30.0 / pixel_m  # pixels per 30 m: lengths in pixels scale with it
+    tongues, ela0 = _route_tongues(elevation, share, params, pixel_m, rng)
+    edge_noise = smooth_noise(rng, shape, 3.0 * scale_px + 0.5)
+    moraine_height = rng.uniform(25.0, 70.0)
+    carved = elevation.copy()
+    tongue_id = np.zeros(shape, np.int32)
+    position = np.zeros(shape)
+    length = np.zeros(shape)
+    flank_distance = np.full(shape, np.inf)
+    flank_position = np.zeros(shape)
+    if tongues:
+        points = np.concatenate([t.path for t in tongues])
+        ids = np.concatenate([np.full(len(t.path), k + 1) for k, t in enumerate(tongues)])
+        along = np.concatenate([t.position for t in tongues])
+        widths = np.concatenate([t.half_width for t in tongues])
+        lengths = np.concatenate([np.full(len(t.path), t.length) for t in tongues])
+        # The glacier surface along each centre line: the smoothed valley floor, never rising downhill.
+        floor = blur(elevation, 4.0 * scale_px + 0.5)
+        surface = []
+        for t in tongues:
+            r = np.clip(np.round(t.path[:, 0]).astype(int), 0, shape[0] - 1)
+            c = np.clip(np.round(t.path[:, 1]).astype(int), 0, shape[1] - 1)
+            surface.append(np.minimum.accumulate(floor[r, c]))
+        surface = np.concatenate(surface)
+        index_image = np.full(shape, -1)
+        r = np.clip(np.round(points[:, 0]).astype(int), 0, shape[0] - 1)
+        c = np.clip(np.round(points[:, 1]).astype(int), 0, shape[1] - 1)
+        index_image[r, c] = np.arange(len(points))  # later (lower, tributary) points win ties
+        distance, (near_r, near_c) = ndimage.distance_transform_edt(index_image < 0, return_indices=True)
+        nearest = index_image[near_r, near_c]
+        half_width = widths[nearest] * (1.0 + 0.12 * edge_noise)
+        inside = distance <= half_width
+        tongue_id[inside] = ids[nearest][inside]
+        position[inside] = along[nearest][inside]
+        length[inside] = lengths[nearest][inside]
+        beyond = np.clip(distance - half_width, 0.0, None)
+        flank_distance = np.where(distance <= half_width + 12 * scale_px, beyond, np.inf)
+        flank_position = np.where(np.isfinite(flank_distance), along[nearest], 0.0)
+        # A U-shaped trough: flat floor under the ice, walls rising beside it.
+        trough = surface[nearest] + np.maximum(distance - 0.8 * half_width, 0.0) * pixel_m * _WALL_SLOPE
+        carved = np.minimum(carved, trough)
+        # Lateral moraine ridges along the lower tongue, just outside the ice.
+        ridge_width = 2.0 * scale_px + 0.5
+        ridge = np.exp(-(((beyond - ridge_width) / ridge_width) ** 2)) * np.clip(
+            along[nearest] * 2 - 0.4, 0, 1
+        )
+        carved = carved + moraine_height * np.where(distance > half_width, ridge, 0.0)
+    tongue = tongue_id > 0
+    # Accumulation areas: the gentle ground above the ELA, the remaining share of the ice.
+    d_row, d_col = np.gradient(carved, pixel_m)
+    gentle = np.degrees(np.arctan(np.hypot(d_row, d_col))) < _STEEP
+    score = carved + 60.0 * smooth_noise(rng, shape, 5 * scale_px + 0.5)
+    wanted = share * tongue.size - tongue.sum()
+    candidates = score[gentle & ~tongue]
+    if wanted > 0 and candidates.size:
+        # Never below the ELA the tongues start from: they would drown in accumulation area.
+        ela = max(float(np.quantile(candidates, max(0.0, 1.0 - wanted / candidates.size))), ela0)
+        accumulation = gentle & ~tongue & (score > ela)
+    else:
+        ela, accumulation = float(carved.max()), np.zeros(shape, bool)
+    accumulation = ndimage.binary_closing(accumulation, iterations=1) & ~tongue
+    return GlacierLayout(
+        elevation=carved,
+        outline=tongue | accumulation,
+        accumulation=accumulation,
+        tongue_id=tongue_id,
+        tongue_position=position,
+        tongue_length=length,
+        flank_distance=flank_distance,
+        flank_position=flank_position,
+        tongues=tongues,
+        ela=ela,
+    )

@@ -16,7 +16,10 @@ class Region:
 
     name: str
     glacier_share: tuple[float, float]  # clean + debris-covered ice, share of the image
-    debris_probability: float  # chance that a glacier with a long enough tongue carries debris
+    tongue_count: tuple[int, int]  # valley tongues per scene, at most (fewer if fewer ice basins)
+    tongue_length_m: tuple[float, float]  # the longest tongue, ELA to snout
+    tongue_half_width_m: tuple[float, float]  # the largest tongue's half-width at the ELA
+    debris_probability: float  # chance that a long enough tongue carries debris
     debris_length: tuple[float, float]  # debris-covered share of such a tongue (ELA to snout)
     lake_probability: float  # chance that a scene has a proglacial lake at a snout
     snow_share: tuple[float, float]  # seasonal snow outside glaciers (labelled background)
@@ -34,8 +37,11 @@ class Region:
 COMPETITION_TRAIN = Region(
     name="competition-train",
     glacier_share=(0.12, 0.50),
+    tongue_count=(4, 8),
+    tongue_length_m=(6000.0, 11000.0),
+    tongue_half_width_m=(550.0, 950.0),
     debris_probability=0.85,
-    debris_length=(0.6, 0.9),
+    debris_length=(0.5, 0.8),
     lake_probability=0.3,
     snow_share=(0.0, 0.12),
     cloud_probability=0.35,
@@ -52,8 +58,11 @@ COMPETITION_TRAIN = Region(
 COMPETITION_TEST = Region(
     name="competition-test",
     glacier_share=(0.12, 0.45),
+    tongue_count=(4, 8),
+    tongue_length_m=(6000.0, 11000.0),
+    tongue_half_width_m=(550.0, 950.0),
     debris_probability=0.85,
-    debris_length=(0.6, 0.95),
+    debris_length=(0.5, 0.85),
     lake_probability=0.3,
     snow_share=(0.02, 0.15),
     cloud_probability=0.3,
@@ -70,6 +79,9 @@ COMPETITION_TEST = Region(
 HKH = Region(
     name="hkh",
     glacier_share=(0.02, 0.25),
+    tongue_count=(1, 4),
+    tongue_length_m=(2500.0, 6000.0),
+    tongue_half_width_m=(180.0, 350.0),
     debris_probability=0.3,
     debris_length=(0.2, 0.45),
     lake_probability=0.3,  # lakes exist on the ground, but HKH labels have no lake class

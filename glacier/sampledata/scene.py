@@ -15,10 +15,10 @@ from enum import IntEnum
 import numpy as np
 from scipy import ndimage
 
-from glacier.sampledata.glaciers import GlacierLayout, glacier_outline
+from glacier.sampledata.glaciers import GlacierLayout, TongueParameters, glacier_layout
 from glacier.sampledata.noise import blur, fractal_noise, rescale, smooth_noise, threshold_for_share
 from glacier.sampledata.regions import Region
-from glacier.sampledata.terrain import Sun, Terrain, make_terrain
+from glacier.sampledata.terrain import Sun, Terrain, describe_terrain, make_elevation
 
 PIXEL_M = 30.0
 """Ground size of a pixel at the reference size (512 px, 15 km across)."""
@@ -67,33 +67,40 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], region: Region)
     """Draw one scene's parameters from ``region`` and lay out its surfaces."""
     scale = min(shape) / REFERENCE_SIZE
     sun = Sun(float(rng.uniform(*region.sun_elevation)), float(rng.uniform(*region.sun_azimuth)))
-    terrain = make_terrain(
+    pixel_m = PIXEL_M / scale  # a smaller image is the same landscape, coarser
+    elevation = make_elevation(
         rng,
         shape,
-        sun,
-        pixel_m=PIXEL_M / scale,  # a smaller image is the same landscape, coarser
-        low=float(rng.uniform(*region.base_elevation)),
-        median_slope=float(rng.uniform(*region.median_slope)),
+        float(rng.uniform(*region.base_elevation)),
+        pixel_m,
+        float(rng.uniform(*region.median_slope)),
     )
+    tongues = TongueParameters(
+        count=int(rng.integers(region.tongue_count[0], region.tongue_count[1] + 1)),
+        longest_m=float(rng.uniform(*region.tongue_length_m)),
+        half_width_m=float(rng.uniform(*region.tongue_half_width_m)),
+        accumulation_share=float(rng.uniform(0.55, 0.75)),
+    )
+    layout = glacier_layout(rng, elevation, float(rng.uniform(*region.glacier_share)), tongues, pixel_m)
+    terrain = describe_terrain(layout.elevation, sun, pixel_m)
     material = np.full(shape, Material.ROCK, dtype=np.uint8)
     lithology = rescale(fractal_noise(rng, shape, beta=2.6))
 
-    layout = glacier_outline(terrain.elevation, float(rng.uniform(*region.glacier_share)), scale)
     glacier = _fill_small_holes(layout.outline, scale)
-    debris, thickness = _debris_cover(rng, layout, glacier, region, scale)
+    debris, thickness, debris_start = _debris_cover(rng, layout, glacier, region, scale)
     ela = _equilibrium_line(terrain, glacier, debris)
     dirt = np.clip((ela - terrain.elevation) / 600.0 + 0.25 * smooth_noise(rng, shape, 4 * scale), 0, 1)
     accumulation = glacier & (terrain.elevation + 120 * smooth_noise(rng, shape, 6 * scale) > ela)
 
     _vegetation_and_soil(rng, terrain, material, float(rng.uniform(*region.vegetation_share)), scale)
-    material[_moraines(rng, terrain, glacier, debris, scale)] = Material.MORAINE
+    material[_moraines(rng, layout, glacier, debris_start, scale)] = Material.MORAINE
     snow = _seasonal_snow(rng, terrain, glacier, float(rng.uniform(*region.snow_share)), scale)
     material[snow] = Material.SNOW
     material[glacier] = Material.ICE
     material[accumulation] = Material.FIRN
     material[debris] = Material.DEBRIS
     if rng.random() < region.lake_probability:
-        lake = _proglacial_lake(rng, terrain, glacier, scale)
+        lake = _proglacial_lake(rng, layout, glacier, debris, scale)
         material[lake] = Material.WATER
         if lake.any():  # a lake surface is flat
             terrain.elevation[lake] = terrain.elevation[lake].min()
@@ -137,34 +144,45 @@ def _debris_cover(
     glacier: np.ndarray,
     region: Region,
     scale: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Debris on the lower part of large tongues: continuous down to the snout, patchy at its top.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Debris on the lower part of long tongues: continuous down to the snout, patchy at its top.
 
-    Each glacier (connected ice) whose longest tongue reaches at least ``_MIN_DEBRIS_TONGUE_M``
-    below the ELA carries debris with probability ``region.debris_probability``, over the
-    lowest ``region.debris_length`` share of its tongues' length (ELA to snout). Rock falls
-    from the valley walls and melts out down-glacier, so the cover starts in patches and
-    thickens towards the snout. Small glaciers stay clean.
+    Each tongue at least ``_MIN_DEBRIS_TONGUE_M`` long (ELA to snout) carries debris with
+    probability ``region.debris_probability``, over the lowest ``region.debris_length``
+    share of its length. Rock falls from the valley walls and melts out down-glacier, so
+    the cover starts in patches and thickens towards the snout. Small glaciers stay clean.
+    Returns the debris mask, its thickness (0..1) and, per pixel of each tongue, the
+    position along it where its debris starts (1: none).
     """
     shape = glacier.shape
-    position, length = layout.spread_to(glacier)
-    debris = np.zeros(shape, bool)
-    pieces, count = ndimage.label(glacier)
+    count = len(layout.tongues)
     min_length = _MIN_DEBRIS_TONGUE_M / (PIXEL_M / scale)
-    longest = ndimage.maximum(length, pieces, index=np.arange(1, count + 1)) if count else []
-    # Draw for every piece, in label order, so the stream does not depend on which qualify.
+    # Draw for every tongue, in order, so the stream does not depend on which qualify.
     covered = rng.uniform(*region.debris_length, size=count)
     lucky = rng.random(count) < region.debris_probability
-    patches = 0.06 * smooth_noise(rng, shape, 3 * scale + 0.5)
+    patches = 0.07 * smooth_noise(rng, shape, 3 * scale + 0.5) + 0.03 * smooth_noise(rng, shape, scale + 0.3)
     start = np.ones(count + 1)  # debris where position > start; 1: none
-    for k in range(count):
-        if lucky[k] and longest[k] >= min_length:
+    for k, tongue in enumerate(layout.tongues):
+        if lucky[k] and tongue.length >= min_length:
             start[k + 1] = 1.0 - covered[k]
-    top = start[pieces]
-    debris = glacier & (position + patches > top)
+    top = start[layout.tongue_id]
+    on_tongue = glacier & (layout.tongue_id > 0)
+    debris = on_tongue & (layout.tongue_position + patches > top)
     debris = _smooth_mask(debris, 0.6 * scale + 0.4) & glacier
-    thickness = np.where(debris, np.clip((position - top) / np.maximum(1.0 - top, 1e-6), 0, 1), 0.0)
-    return debris, thickness.astype(np.float32)
+    thickness = np.where(
+        debris, np.clip((layout.tongue_position - top) / np.maximum(1.0 - top, 1e-6), 0, 1), 0.0
+    )
+    flank_top = start[np.where(np.isfinite(layout.flank_distance), _nearest_id(layout), 0)]
+    return debris, thickness.astype(np.float32), flank_top
+
+
+def _nearest_id(layout: GlacierLayout) -> np.ndarray:
+    """Tongue id of the nearest tongue pixel, for every pixel (0 where there are no tongues)."""
+    tongue = layout.tongue_id > 0
+    if not tongue.any():
+        return np.zeros(tongue.shape, np.int32)
+    rows, cols = ndimage.distance_transform_edt(~tongue, return_distances=False, return_indices=True)
+    return layout.tongue_id[rows, cols]
 
 
 def _equilibrium_line(terrain: Terrain, glacier: np.ndarray, debris: np.ndarray) -> float:
@@ -194,17 +212,32 @@ def _seasonal_snow(
 
 
 def _moraines(
-    rng: np.random.Generator, terrain: Terrain, glacier: np.ndarray, debris: np.ndarray, scale: float
+    rng: np.random.Generator,
+    layout: GlacierLayout,
+    glacier: np.ndarray,
+    debris_start: np.ndarray,
+    scale: float,
 ) -> np.ndarray:
-    """Rubble beside and below debris tongues (lateral/terminal moraines, forefields)."""
-    if not glacier.any():
-        return np.zeros(glacier.shape, bool)
-    dist_glacier = ndimage.distance_transform_edt(~glacier)
-    dist_debris = ndimage.distance_transform_edt(~debris) if debris.any() else np.full(glacier.shape, np.inf)
-    wobble = 2.0 * scale * (1 + smooth_noise(rng, glacier.shape, 4 * scale))
-    lateral = (dist_debris <= 3 * scale + wobble) & (dist_glacier > 0)
-    forefield = (dist_glacier <= 18 * scale + 3 * wobble) & (terrain.valley > 60) & (dist_glacier > 0)
-    return lateral | forefield
+    """Lateral moraine ridges along the debris-covered tongues, and rubble below their snouts.
+
+    Same rock as the debris beside them, but not on ice: the debris lookalike.
+    """
+    shape = glacier.shape
+    wobble = 1.2 * scale * (1 + 0.6 * smooth_noise(rng, shape, 4 * scale + 0.5))
+    beside = (layout.flank_distance > 0) & (layout.flank_distance <= 1.5 * scale + 0.6 + wobble)
+    lower = layout.flank_position + 0.05 * smooth_noise(rng, shape, 3 * scale + 0.5) > debris_start - 0.05
+    lateral = beside & lower & ~glacier
+    # Terminal moraine and forefield rubble: a ring below each debris-covered snout.
+    forefield = np.zeros(shape, bool)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    for k, tongue in enumerate(layout.tongues):
+        if tongue.tributary or not (debris_start[layout.tongue_id == k + 1] < 1).any():
+            continue
+        (row, col), direction = tongue.snout
+        radius = float(tongue.half_width[-1]) * 1.8 + 2 * scale
+        centre_r, centre_c = row + direction[0] * radius * 0.3, col + direction[1] * radius * 0.3
+        forefield |= (yy - centre_r) ** 2 + (xx - centre_c) ** 2 < radius**2
+    return lateral | (forefield & ~glacier)
 
 
 def _vegetation_and_soil(
@@ -224,23 +257,16 @@ def _vegetation_and_soil(
 
 
 def _proglacial_lake(
-    rng: np.random.Generator, terrain: Terrain, glacier: np.ndarray, scale: float
+    rng: np.random.Generator, layout: GlacierLayout, glacier: np.ndarray, debris: np.ndarray, scale: float
 ) -> np.ndarray:
-    """A small lake at the snout of the largest glacier tongue, elongated down-valley."""
+    """A small lake at the snout of a tongue (a debris-covered one if any), elongated down-valley."""
     shape = glacier.shape
-    lake = np.zeros(shape, bool)
-    labels, count = ndimage.label(glacier)
-    if count == 0:
-        return lake
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    tongue = labels == int(np.argmax(sizes))
-    elevation = np.where(tongue, terrain.elevation, np.inf)
-    row, col = np.unravel_index(int(np.argmin(elevation)), shape)
-    # Down-valley direction at the snout, from the smoothed elevation gradient.
-    d_row, d_col = np.gradient(blur(terrain.elevation, 6 * scale))
-    direction = -np.array([d_row[row, col], d_col[row, col]])
-    direction /= np.linalg.norm(direction) + 1e-9
+    trunks = [(k, t) for k, t in enumerate(layout.tongues) if not t.tributary]
+    if not trunks:
+        return np.zeros(shape, bool)
+    covered = [(k, t) for k, t in trunks if (debris & (layout.tongue_id == k + 1)).any()]
+    _, tongue = (covered or trunks)[int(rng.integers(len(covered or trunks)))]
+    (row, col), direction = tongue.snout
     radius = rng.uniform(2.5, 8.0) * max(scale, 0.35)
     centre = np.array([row, col]) + direction * radius * 0.4
     yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]

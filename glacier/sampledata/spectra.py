@@ -86,8 +86,8 @@ def surface_temperature(rng: np.random.Generator, scene: Scene) -> np.ndarray:
     """Surface temperature (K): a lapse rate with height, sun-heated rock, ice at or below 0 C.
 
     Debris-covered ice is colder than rock in the same sun and at the same height, most of
-    all where the debris is thin; but the height and sunlight effects are larger, so the
-    thermal band alone does not separate debris from rock.
+    all where the debris is thin and where the rock around it is warm (low down); but high
+    rock is as cold, so the thermal band alone does not separate debris from rock.
     """
     terrain, m = scene.terrain, scene.material
     air = scene.air_temperature - 6.5e-3 * (terrain.elevation - 4000.0)
@@ -98,9 +98,11 @@ def surface_temperature(rng: np.random.Generator, scene: Scene) -> np.ndarray:
     temp[m == Material.VEGETATION] = (air + 0.5 * heating * terrain.direct - 1.0)[m == Material.VEGETATION]
     for material in (Material.SNOW, Material.FIRN, Material.ICE):
         temp[m == material] = cold_surface[m == material]
-    cooling = rng.uniform(3.0, 8.0)
+    # Debris over ice conducts heat down to the melting ice: its surface lies between 0 C and
+    # the temperature bare rock would reach, nearer 0 C where it is thin.
     debris = m == Material.DEBRIS
-    temp[debris] = rock[debris] - cooling * (1.0 - 0.75 * scene.debris_thickness[debris])
+    warming = rng.uniform(0.2, 0.4) + 0.3 * scene.debris_thickness[debris]
+    temp[debris] = 273.15 + (np.maximum(rock[debris], 273.15) - 273.15) * warming - rng.uniform(0.0, 2.0)
     moraine = m == Material.MORAINE
     temp[moraine] = rock[moraine] - rng.uniform(0.0, 2.0)  # some moraines are ice-cored
     water = m == Material.WATER

@@ -89,16 +89,9 @@ def cast_shadow(elevation: np.ndarray, pixel_m: float, sun: Sun, max_px: float) 
     return horizon > elevation
 
 
-def make_terrain(
-    rng: np.random.Generator,
-    shape: tuple[int, int],
-    sun: Sun,
-    pixel_m: float,
-    low: float,
-    median_slope: float,
-) -> Terrain:
-    """Elevation and everything derived from it for one scene."""
-    elevation = make_elevation(rng, shape, low, pixel_m, median_slope)
+def describe_terrain(elevation: np.ndarray, sun: Sun, pixel_m: float) -> Terrain:
+    """Everything derived from an elevation model: slope, aspect, valleys, sunlight and shadows."""
+    shape = elevation.shape
     relief = float(elevation.max() - elevation.min())
     scale = min(shape) / 512
     slope, dz_east, dz_north = slope_and_normals(elevation, pixel_m)
