@@ -39,7 +39,7 @@ from glacier.domain import IGNORE_INDEX, resolve_bands
 from glacier.errors import ConfigError, GlacierError, ModelError
 from glacier.training.checkpoints import CheckpointManager, TrainerState, resolve_resume
 from glacier.training.history import MetricsLog, epoch_line
-from glacier.training.signals import Deadline, StopRequest
+from glacier.training.signals import Deadline, StopPoll, StopRequest, any_process
 
 MAX_SKIPPED_STEPS = 10
 RESULT_FILE = "result.json"
@@ -69,6 +69,17 @@ class RunResult:
             "epochs_run": self.epochs_run,
             "stopped_reason": self.stopped_reason,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        """The inverse of ``to_dict`` (a run folder's ``result.json``)."""
+        return cls(
+            out=Path(data["out"]),
+            best_dir=Path(data["best_dir"]) if data.get("best_dir") else None,
+            best_metrics=data.get("best_metrics") or {},
+            epochs_run=int(data["epochs_run"]),
+            stopped_reason=data["stopped_reason"],
+        )
 
 
 # -------------------------------------------------------------------------- one step
@@ -160,7 +171,7 @@ def validate(accelerator, model, loader, loss_fn, stride: int, num_classes: int)
     return metrics
 
 
-# ----------------------------------------------------------------------------- setup
+# ------------------------------------------------- accelerator, initial weights, provenance
 def _default_accelerator(cfg: GlacierConfig, run_dir: Path):
     from accelerate import Accelerator
 
@@ -322,7 +333,7 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-# ------------------------------------------------------------------------------- fit
+# --------------------------------------------------------------------- epoch records
 class _EpochSums:
     """Running sums of the training loss (and its parts) over one epoch, on the device."""
 
@@ -386,6 +397,220 @@ def _model_metrics(metrics: dict[str, Any], epoch: int) -> dict[str, Any]:
     return {**{k: metrics[k] for k in keep if k in metrics}, "epoch": epoch}
 
 
+# ----------------------------------------------------------------------------- setup
+@dataclasses.dataclass
+class _Data:
+    """The prepared dataset as one run sees it: the chosen bands, their statistics, the split."""
+
+    prepared: Any
+    bands: tuple[str, ...]
+    stats: Any
+    sensor_bands: list[str] | None
+    num_classes: int
+    train_idx: Any
+    val_idx: Any
+
+
+@dataclasses.dataclass
+class _Run:
+    """What ``setup`` builds for one ``fit``, prepared once; the epoch functions share it."""
+
+    cfg: GlacierConfig
+    run_dir: Path
+    accelerator: Any
+    own_accelerator: bool
+    data: _Data
+    init_report: dict[str, Any] | None
+    model: Any
+    stride: int
+    optimizer: Any
+    loss_fn: Any
+    train_loader: Any
+    val_loader: Any
+    epoch_aware: list
+    """Dataset and sampler, whose ``set_epoch`` Accelerate's wrappers do not reach."""
+    schedule: Any
+    checkpoints: CheckpointManager
+    state: TrainerState
+    history: MetricsLog
+    deadline: Deadline
+    last_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The latest validation's metrics."""
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def save_model(self, folder: Path, metrics: dict[str, Any], epochs_run: int) -> None:
+        """A model folder with this run's statistics and provenance (main process only)."""
+        from glacier.models import save_model_folder
+
+        if self.is_main:
+            save_model_folder(
+                self.accelerator.unwrap_model(self.model),
+                folder,
+                normalization=self.data.stats,
+                metrics=metrics,
+                training=_provenance(
+                    self.cfg, self.data.prepared, self.data.bands, self.init_report, epochs_run
+                ),
+                sensor_bands=self.data.sensor_bands,
+            )
+
+    def save_state(self, partial: _EpochSums | None = None) -> None:
+        """A resumable state; every process calls it. ``partial``: an unfinished epoch's sums."""
+        self.state.schedule = self.schedule.state_dict()
+        self.state.partial_epoch = partial.to_dict() if partial is not None else {}
+        self.checkpoints.save(self.accelerator, self.state)
+
+
+def setup(
+    cfg: GlacierConfig,
+    *,
+    accelerator=None,
+    init_from: str | Path | None = None,
+    resume: str | Path | None = None,
+    out: str | Path | None = None,
+) -> _Run:
+    """Build everything ``fit`` needs from the config (accelerator, data, model, optimizer,
+    loss, loaders), ``prepare`` it once, then the schedule, the resumed state and the run folder."""
+    from accelerate.utils import set_seed
+
+    from glacier.losses import CombinedLoss
+    from glacier.training.builders import LrSchedule, build_loaders, build_optimizer
+
+    cfg, run_dir, init_from = _resolve_config(cfg, out, init_from)
+    own_accelerator = accelerator is None
+    if own_accelerator:
+        accelerator = _default_accelerator(cfg, run_dir)
+    checkpoints = CheckpointManager(run_dir / "states", cfg.checkpoints.keep_last)
+    resume_path = _resume_path(resume, run_dir, cfg, accelerator)
+
+    set_seed(cfg.training.seed)
+    data = _load_data(cfg)
+    model, init_report = _build_model(cfg, data, None if resume_path else init_from, accelerator)
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.training.optimizer)
+    train_loader, val_loader, epoch_aware = build_loaders(
+        cfg, data.prepared, data.bands, data.stats, data.train_idx, data.val_idx
+    )
+    loss_fn = CombinedLoss(cfg.training.loss, num_classes=data.num_classes, ignore_index=IGNORE_INDEX)
+    stride = model.stride  # before `prepare`: a DDP wrapper does not have it
+
+    model, optimizer, train_loader, val_loader = _prepare(
+        accelerator, model, optimizer, train_loader, val_loader
+    )
+    loss_fn = loss_fn.to(accelerator.device)
+    steps_per_epoch = math.ceil(len(train_loader) / accelerator.gradient_accumulation_steps)
+    schedule = LrSchedule(optimizer, cfg.training.scheduler, cfg.training.epochs, steps_per_epoch)
+    state = TrainerState()
+    if resume_path is not None:
+        state = checkpoints.load(accelerator, resume_path)
+        schedule.load_state_dict(state.schedule)
+        accelerator.print(f"resumed from {resume_path} (epoch {state.epoch}, batch {state.batch_in_epoch})")
+
+    history = _start_run_folder(
+        cfg, run_dir, accelerator, data, init_report, resumed_epoch=state.epoch if resume_path else None
+    )
+    return _Run(
+        cfg=cfg, run_dir=run_dir, accelerator=accelerator, own_accelerator=own_accelerator,
+        data=data, init_report=init_report, model=model, stride=stride, optimizer=optimizer,
+        loss_fn=loss_fn, train_loader=train_loader, val_loader=val_loader, epoch_aware=epoch_aware,
+        schedule=schedule, checkpoints=checkpoints, state=state, history=history,
+        deadline=Deadline(cfg.training.max_hours),
+    )  # fmt: skip
+
+
+def _resolve_config(
+    cfg: GlacierConfig, out: str | Path | None, init_from: str | Path | None
+) -> tuple[GlacierConfig, Path, str | Path | None]:
+    """The config as this run uses it (``out`` and ``init_from`` written in), its folder and
+    the model to start from."""
+    run_dir = Path(out if out is not None else cfg.out)
+    init_from = init_from if init_from is not None else cfg.model.init_from
+    cfg = cfg.updated(
+        **{"out": str(run_dir), "model.init_from": None if init_from is None else str(init_from)}
+    )
+    if cfg.data.path is None:
+        raise ConfigError("no prepared dataset: pass --data PREP (a `glacier preprocess` output folder)")
+    return cfg, run_dir, init_from
+
+
+def _resume_path(resume: str | Path | None, run_dir: Path, cfg: GlacierConfig, accelerator) -> Path | None:
+    resume_path = resolve_resume(resume, run_dir, cfg.checkpoints.keep_last)
+    if resume is None:
+        _check_fresh_run_dir(run_dir)
+    elif resume_path is None:
+        accelerator.print(f"no saved state in {run_dir / 'states'} yet: starting from the beginning")
+    return resume_path
+
+
+def _load_data(cfg: GlacierConfig) -> _Data:
+    from glacier.data.prepared import PreparedDataset
+
+    prepared = PreparedDataset.open(cfg.data.path)
+    bands = _select_bands(cfg, prepared)
+    sensor_all = prepared.manifest.get("sensor_bands")
+    train_idx, val_idx = prepared.train_val_indices(
+        cfg.data.fold, use_all=cfg.data.use_all_for_training, min_valid_fraction=cfg.data.min_valid_fraction
+    )
+    if len(train_idx) == 0:
+        raise GlacierError(f"{cfg.data.path}: no training tiles for fold {cfg.data.fold} with these settings")
+    return _Data(
+        prepared,
+        bands,
+        stats=prepared.stats.select(bands),
+        sensor_bands=[sensor_all[list(prepared.bands).index(b)] for b in bands] if sensor_all else None,
+        num_classes=len(prepared.manifest.get("classes", ())) or 4,
+        train_idx=train_idx,
+        val_idx=val_idx,
+    )
+
+
+def _build_model(cfg: GlacierConfig, data: _Data, init_from: str | Path | None, accelerator):
+    """The model, initialised from ``init_from`` if given; returns it and the transfer report."""
+    from glacier.models import build_model
+
+    model = build_model(cfg.model, data.bands, num_classes=data.num_classes)
+    init_report = _init_weights(model, init_from, data.bands) if init_from is not None else None
+    # Always (not only under DDP), so that a state saved by N processes loads in 1.
+    unused = freeze_unused_parameters(model, len(data.bands))
+    if unused:
+        accelerator.print(f"{len(unused)} parameter tensors are never used by the forward pass: frozen")
+    return model, init_report
+
+
+def _prepare(accelerator, model, optimizer, train_loader, val_loader):
+    if val_loader is None:
+        model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    else:
+        model, optimizer, train_loader, val_loader = accelerator.prepare(
+            model, optimizer, train_loader, val_loader
+        )
+    return model, optimizer, train_loader, val_loader
+
+
+def _start_run_folder(
+    cfg: GlacierConfig, run_dir: Path, accelerator, data: _Data, init_report, resumed_epoch: int | None
+) -> MetricsLog:
+    """Write config.yaml, open metrics.csv (kept up to a resumed epoch) and the trackers, and
+    say what is being trained."""
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    history = MetricsLog(run_dir / "metrics.csv", resume_after_epoch=resumed_epoch)
+    if accelerator.log_with:
+        accelerator.init_trackers(cfg.name, config=_flat(cfg.to_dict()))
+    accelerator.print(
+        f"training {cfg.name}: {len(data.train_idx)} training tiles, {len(data.val_idx)} validation tiles, "
+        f"bands {list(data.bands)}, {accelerator.num_processes} process(es) on {accelerator.device}"
+        + (f", mixed precision {accelerator.mixed_precision}" if accelerator.mixed_precision != "no" else "")
+    )
+    if init_report is not None:
+        accelerator.print(_init_report_line(init_report))
+    return history
+
+
+# ------------------------------------------------------------------------------- fit
 def fit(
     cfg: GlacierConfig,
     *,
@@ -402,243 +627,177 @@ def fit(
     ``cfg.out``. Every process of an ``accelerate launch`` calls ``fit``; only the main
     process writes files. Returns the same RunResult on every process.
     """
-    from accelerate.utils import set_seed
-
-    from glacier.data.prepared import PreparedDataset
-    from glacier.losses import CombinedLoss
-    from glacier.models import build_model, save_model_folder
-    from glacier.training.builders import LrSchedule, build_loaders, build_optimizer
-
-    run_dir = Path(out if out is not None else cfg.out)
-    init_from = init_from if init_from is not None else cfg.model.init_from
-    cfg = cfg.updated(
-        **{"out": str(run_dir), "model.init_from": None if init_from is None else str(init_from)}
-    )
-    if cfg.data.path is None:
-        raise ConfigError("no prepared dataset: pass --data PREP (a `glacier preprocess` output folder)")
-    tcfg = cfg.training
-    own_accelerator = accelerator is None
-    if own_accelerator:
-        accelerator = _default_accelerator(cfg, run_dir)
-    checkpoints = CheckpointManager(run_dir / "states", cfg.checkpoints.keep_last)
-    resume_path = resolve_resume(resume, run_dir, cfg.checkpoints.keep_last)
-    if resume is None:
-        _check_fresh_run_dir(run_dir)
-    elif resume_path is None:
-        accelerator.print(f"no saved state in {run_dir / 'states'} yet: starting from the beginning")
-    is_main = accelerator.is_main_process
-
-    # ---- build, from the config and the prepared dataset's manifest
-    set_seed(tcfg.seed)
-    prepared = PreparedDataset.open(cfg.data.path)
-    bands = _select_bands(cfg, prepared)
-    stats = prepared.stats.select(bands)
-    sensor_all = prepared.manifest.get("sensor_bands")
-    sensor_bands = [sensor_all[list(prepared.bands).index(b)] for b in bands] if sensor_all else None
-    num_classes = len(prepared.manifest.get("classes", ())) or 4
-    train_idx, val_idx = prepared.train_val_indices(
-        cfg.data.fold, use_all=cfg.data.use_all_for_training, min_valid_fraction=cfg.data.min_valid_fraction
-    )
-    if len(train_idx) == 0:
-        raise GlacierError(f"{cfg.data.path}: no training tiles for fold {cfg.data.fold} with these settings")
-    model = build_model(cfg.model, bands, num_classes=num_classes)
-    stride = model.stride
-    init_report = (
-        _init_weights(model, init_from, bands) if init_from is not None and resume_path is None else None
-    )
-    # Always (not only under DDP), so that a state saved by N processes loads in 1.
-    unused = freeze_unused_parameters(model, len(bands))
-    if unused:
-        accelerator.print(f"{len(unused)} parameter tensors are never used by the forward pass: frozen")
-    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], tcfg.optimizer)
-    train_loader, val_loader, epoch_aware = build_loaders(cfg, prepared, bands, stats, train_idx, val_idx)
-    loss_fn = CombinedLoss(tcfg.loss, num_classes=num_classes, ignore_index=IGNORE_INDEX)
-
-    if val_loader is None:
-        model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
-    else:
-        model, optimizer, train_loader, val_loader = accelerator.prepare(
-            model, optimizer, train_loader, val_loader
-        )
-    loss_fn = loss_fn.to(accelerator.device)
-    steps_per_epoch = math.ceil(len(train_loader) / accelerator.gradient_accumulation_steps)
-    schedule = LrSchedule(optimizer, tcfg.scheduler, tcfg.epochs, steps_per_epoch)
-
-    state = TrainerState()
-    if resume_path is not None:
-        state = checkpoints.load(accelerator, resume_path)
-        schedule.load_state_dict(state.schedule)
-        accelerator.print(f"resumed from {resume_path} (epoch {state.epoch}, batch {state.batch_in_epoch})")
-
-    # ---- run folder
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-    history = MetricsLog(run_dir / "metrics.csv", resume_after_epoch=state.epoch if resume_path else None)
-    if accelerator.log_with:
-        accelerator.init_trackers(cfg.name, config=_flat(cfg.to_dict()))
-    accelerator.print(
-        f"training {cfg.name}: {len(train_idx)} training tiles, {len(val_idx)} validation tiles, "
-        f"bands {list(bands)}, {accelerator.num_processes} process(es) on {accelerator.device}"
-        + (f", mixed precision {accelerator.mixed_precision}" if accelerator.mixed_precision != "no" else "")
-    )
-    if init_report is not None:
-        accelerator.print(_init_report_line(init_report))
-
-    def save_model(folder: Path, metrics: dict[str, Any], epochs_run: int) -> None:
-        if is_main:
-            save_model_folder(
-                accelerator.unwrap_model(model),
-                folder,
-                normalization=stats,
-                metrics=metrics,
-                training=_provenance(cfg, prepared, bands, init_report, epochs_run),
-                sensor_bands=sensor_bands,
-            )
-
-    def save_state(partial: _EpochSums | None = None) -> None:
-        state.schedule = schedule.state_dict()
-        state.partial_epoch = partial.to_dict() if partial is not None else {}
-        checkpoints.save(accelerator, state)
-
-    # ---- train
-    from tqdm.auto import tqdm
-
-    deadline = Deadline(tcfg.max_hours)
+    run = setup(cfg, accelerator=accelerator, init_from=init_from, resume=resume, out=out)
     stopped_reason = "completed"
-    last_metrics: dict[str, Any] = {}
-    with StopRequest() as stop:
-        for epoch in range(state.epoch, tcfg.epochs):
-            for obj in epoch_aware:
-                obj.set_epoch(epoch)
-            if hasattr(loss_fn, "set_epoch"):
-                loss_fn.set_epoch(epoch)
+    with StopRequest() as request:
+        stop = StopPoll(run.accelerator, request, every=run.cfg.training.log_every)
+        for epoch in range(run.state.epoch, run.cfg.training.epochs):
             started = time.monotonic()
-            sums = _EpochSums(accelerator.device, state.partial_epoch or None)
-            batches = train_loader
-            if state.batch_in_epoch:
-                batches = accelerator.skip_first_batches(train_loader, state.batch_in_epoch)
-            # Accelerate's loader sets the sampler's epoch to its own iteration count on every
-            # pass, which restarts at 0 in a resumed run: give it the true epoch.
-            batches.set_epoch(epoch)
-            bar = tqdm(
-                total=len(train_loader),
-                initial=state.batch_in_epoch,
-                desc=f"epoch {epoch + 1}/{tcfg.epochs}",
-                disable=not is_main,
-                mininterval=1.0,
-                dynamic_ncols=True,
-                leave=False,
-            )
-            model.train()
-            for batch in batches:
-                out = train_step(accelerator, model, batch, loss_fn, optimizer, tcfg.max_grad_norm)
-                state.batch_in_epoch += 1
-                state.global_batch += 1
-                bar.update()
-                if not out.finite:
-                    where = f"epoch {epoch + 1}, batch {state.batch_in_epoch}"
-                    if tcfg.nonfinite_loss == "stop":
-                        raise GlacierError(
-                            f"non-finite loss ({out.loss.item()}) at {where}: try a lower learning rate "
-                            "(--lr), full precision (accelerate launch --mixed_precision no) or "
-                            "--set training.nonfinite_loss=skip"
-                        )
-                    state.skipped_steps += 1
-                    accelerator.print(
-                        f"skipped a step with a non-finite loss at {where} ({state.skipped_steps})"
-                    )
-                    if state.skipped_steps >= MAX_SKIPPED_STEPS:
-                        raise GlacierError(
-                            f"{state.skipped_steps} steps had a non-finite loss (last at {where}): "
-                            "lower the learning rate (--lr) or train in full precision"
-                        )
-                else:
-                    sums.add(out, len(batch["image"]))
-                if accelerator.sync_gradients:
-                    schedule.step_batch()
-                    if state.batch_in_epoch % tcfg.log_every == 0 and is_main:
-                        bar.set_postfix(loss=f"{out.loss.item():.4f}", lr=f"{schedule.lr:.2e}", refresh=False)
-                    if _any_process(accelerator, stop.requested):
-                        break
-            bar.close()
-            if _any_process(accelerator, stop.requested) and state.batch_in_epoch < len(train_loader):
-                stopped_reason = stop.reason or "signal"
-                accelerator.print(f"stop requested ({stopped_reason}): saving a state mid-epoch {epoch + 1}")
-                save_state(sums)
-                break
-
-            # ---- end of epoch: validate, record, schedule, keep the best
-            train_seconds = time.monotonic() - started
-            row: dict[str, Any] = {"epoch": epoch + 1, "lr": schedule.lr}
-            train = sums.reduced(accelerator)
-            images = train.pop("images")
-            row.update(train)
-            validated = val_loader is not None and (
-                (epoch + 1) % tcfg.val_every == 0 or epoch + 1 == tcfg.epochs
-            )
-            mcc = None
-            if validated:
-                last_metrics = validate(accelerator, model, val_loader, loss_fn, stride, num_classes)
-                mcc = last_metrics["mcc"]
-                row.update(_validation_row(last_metrics))
-            row["seconds"] = time.monotonic() - started
-            row["images_per_s"] = images / max(train_seconds, 1e-9)
-            schedule.step_epoch(mcc)
-            state.epoch, state.batch_in_epoch, state.partial_epoch = epoch + 1, 0, {}
-            if is_main:
-                history.append(row)
-                accelerator.print(epoch_line(row, tcfg.epochs))
-            accelerator.log({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
-
-            if mcc is not None:
-                if state.best_mcc is None or mcc > state.best_mcc:
-                    state.best_mcc, state.best_epoch = mcc, epoch + 1
-                    state.validations_without_improvement = 0
-                    if cfg.checkpoints.save_best:
-                        save_model(run_dir / "best", _model_metrics(last_metrics, epoch + 1), epoch + 1)
-                else:
-                    state.validations_without_improvement += 1
-            accelerator.wait_for_everyone()
-            deadline.record_epoch(time.monotonic() - started)
-
-            patience = tcfg.early_stopping_patience
-            if patience is not None and state.validations_without_improvement >= patience:
-                stopped_reason = "early_stopping"
-                accelerator.print(f"early stopping: no better validation MCC for {patience} validations")
-            elif _any_process(accelerator, stop.requested):
-                stopped_reason = stop.reason or "signal"
-            elif epoch + 1 < tcfg.epochs and not deadline.next_epoch_fits():
-                stopped_reason = "max_hours"
-                accelerator.print(
-                    f"training.max_hours: the next epoch would not fit; stopping after epoch {epoch + 1}"
+            sums = train_epoch(run, epoch, stop)
+            if stop.now() and run.state.batch_in_epoch < len(run.train_loader):
+                stopped_reason = stop.reason
+                run.accelerator.print(
+                    f"stop requested ({stopped_reason}): saving a state mid-epoch {epoch + 1}"
                 )
-            if (
-                (epoch + 1) % cfg.checkpoints.save_every == 0
-                or stopped_reason != "completed"
-                or epoch + 1 == tcfg.epochs
-            ):
-                save_state()
+                run.save_state(sums)
+                break
+            end_epoch(run, epoch, sums, started)
+            stopped_reason = should_stop(run, epoch, stop)
+            if stopped_reason != "completed" or _state_due(run.cfg, epoch):
+                run.save_state()
             if stopped_reason != "completed":
                 break
+    return finish(run, stopped_reason)
 
-    # ---- the end: last/, best/ (= last without validation), result.json
-    epochs_run = state.epoch
-    last_model_metrics = _model_metrics(last_metrics, epochs_run) if last_metrics else {"epoch": epochs_run}
-    save_model(run_dir / "last", last_model_metrics, epochs_run)
-    best_dir: Path | None = run_dir / "best"
-    if state.best_epoch is None:
-        # No validation (data.use_all_for_training): the best model is the last one.
-        if is_main:
-            with atomic.atomic_dir(run_dir / "best") as tmp:
-                shutil.copytree(run_dir / "last", tmp, dirs_exist_ok=True)
-        best_metrics = last_model_metrics
+
+def train_epoch(run: _Run, epoch: int, stop: StopPoll) -> _EpochSums:
+    """Train one epoch (the rest of it, in a resumed run) and return its loss sums; leaves
+    early, at an optimizer-step boundary, when ``stop`` says so."""
+    accelerator, state, tcfg = run.accelerator, run.state, run.cfg.training
+    for obj in run.epoch_aware:
+        obj.set_epoch(epoch)
+    if hasattr(run.loss_fn, "set_epoch"):
+        run.loss_fn.set_epoch(epoch)
+    sums = _EpochSums(accelerator.device, state.partial_epoch or None)
+    batches = run.train_loader
+    if state.batch_in_epoch:
+        batches = accelerator.skip_first_batches(run.train_loader, state.batch_in_epoch)
+    # Accelerate's loader sets the sampler's epoch to its own iteration count on every
+    # pass, which restarts at 0 in a resumed run: give it the true epoch.
+    batches.set_epoch(epoch)
+    bar = _progress_bar(run, epoch)
+    run.model.train()
+    for batch in batches:
+        out = train_step(accelerator, run.model, batch, run.loss_fn, run.optimizer, tcfg.max_grad_norm)
+        state.batch_in_epoch += 1
+        state.global_batch += 1
+        bar.update()
+        if out.finite:
+            sums.add(out, len(batch["image"]))
+        else:
+            _skip_nonfinite_step(run, epoch, out)
+        if accelerator.sync_gradients:
+            run.schedule.step_batch()
+            if state.batch_in_epoch % tcfg.log_every == 0 and run.is_main:
+                bar.set_postfix(loss=f"{out.loss.item():.4f}", lr=f"{run.schedule.lr:.2e}", refresh=False)
+            if stop.after_step():
+                break
+    bar.close()
+    return sums
+
+
+def _progress_bar(run: _Run, epoch: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=len(run.train_loader),
+        initial=run.state.batch_in_epoch,
+        desc=f"epoch {epoch + 1}/{run.cfg.training.epochs}",
+        disable=not run.is_main,
+        mininterval=1.0,
+        dynamic_ncols=True,
+        leave=False,
+    )
+
+
+def _skip_nonfinite_step(run: _Run, epoch: int, out: StepOutput) -> None:
+    """A step with a non-finite loss: stop the run (``training.nonfinite_loss=stop``) or count
+    it as skipped, up to MAX_SKIPPED_STEPS."""
+    state = run.state
+    where = f"epoch {epoch + 1}, batch {state.batch_in_epoch}"
+    if run.cfg.training.nonfinite_loss == "stop":
+        raise GlacierError(
+            f"non-finite loss ({out.loss.item()}) at {where}: try a lower learning rate "
+            "(--lr), full precision (accelerate launch --mixed_precision no) or "
+            "--set training.nonfinite_loss=skip"
+        )
+    state.skipped_steps += 1
+    run.accelerator.print(f"skipped a step with a non-finite loss at {where} ({state.skipped_steps})")
+    if state.skipped_steps >= MAX_SKIPPED_STEPS:
+        raise GlacierError(
+            f"{state.skipped_steps} steps had a non-finite loss (last at {where}): "
+            "lower the learning rate (--lr) or train in full precision"
+        )
+
+
+def end_epoch(run: _Run, epoch: int, sums: _EpochSums, started: float) -> None:
+    """Validate (when due), record the epoch's row, step the schedule, keep the best model."""
+    accelerator, state = run.accelerator, run.state
+    train_seconds = time.monotonic() - started
+    row: dict[str, Any] = {"epoch": epoch + 1, "lr": run.schedule.lr}
+    train = sums.reduced(accelerator)
+    images = train.pop("images")
+    row.update(train)
+    mcc = None
+    if _validation_due(run, epoch):
+        run.last_metrics = validate(
+            accelerator, run.model, run.val_loader, run.loss_fn, run.stride, run.data.num_classes
+        )
+        mcc = run.last_metrics["mcc"]
+        row.update(_validation_row(run.last_metrics))
+    row["seconds"] = time.monotonic() - started
+    row["images_per_s"] = images / max(train_seconds, 1e-9)
+    run.schedule.step_epoch(mcc)
+    state.epoch, state.batch_in_epoch, state.partial_epoch = epoch + 1, 0, {}
+    if run.is_main:
+        run.history.append(row)
+        accelerator.print(epoch_line(row, run.cfg.training.epochs))
+    accelerator.log({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+    if mcc is not None:
+        _update_best(run, mcc, epoch)
+    accelerator.wait_for_everyone()
+    run.deadline.record_epoch(time.monotonic() - started)
+
+
+def _validation_due(run: _Run, epoch: int) -> bool:
+    tcfg = run.cfg.training
+    return run.val_loader is not None and ((epoch + 1) % tcfg.val_every == 0 or epoch + 1 == tcfg.epochs)
+
+
+def _update_best(run: _Run, mcc: float, epoch: int) -> None:
+    """Count validations without improvement; save ``best/`` when the MCC improved."""
+    state = run.state
+    if state.best_mcc is None or mcc > state.best_mcc:
+        state.best_mcc, state.best_epoch = mcc, epoch + 1
+        state.validations_without_improvement = 0
+        if run.cfg.checkpoints.save_best:
+            run.save_model(run.run_dir / "best", _model_metrics(run.last_metrics, epoch + 1), epoch + 1)
     else:
-        best_metrics = _read_model_metrics(run_dir / "best") if cfg.checkpoints.save_best else {}
-        if not cfg.checkpoints.save_best:
-            best_dir = None
+        state.validations_without_improvement += 1
+
+
+def should_stop(run: _Run, epoch: int, stop: StopPoll) -> str:
+    """Why the run stops after ``epoch`` (``early_stopping``, a signal name, ``max_hours``),
+    or ``completed`` to go on. The same answer on every process."""
+    tcfg, accelerator = run.cfg.training, run.accelerator
+    patience = tcfg.early_stopping_patience
+    if patience is not None and run.state.validations_without_improvement >= patience:
+        accelerator.print(f"early stopping: no better validation MCC for {patience} validations")
+        return "early_stopping"
+    if stop.now():
+        return stop.reason
+    # Each process reads its own clock: agree, or one would stop while the others go on.
+    if epoch + 1 < tcfg.epochs and any_process(accelerator, not run.deadline.next_epoch_fits()):
+        accelerator.print(
+            f"training.max_hours: the next epoch would not fit; stopping after epoch {epoch + 1}"
+        )
+        return "max_hours"
+    return "completed"
+
+
+def _state_due(cfg: GlacierConfig, epoch: int) -> bool:
+    return (epoch + 1) % cfg.checkpoints.save_every == 0 or epoch + 1 == cfg.training.epochs
+
+
+def finish(run: _Run, stopped_reason: str) -> RunResult:
+    """Write ``last/``, ``best/`` (the last model when nothing was validated) and result.json."""
+    accelerator, state, run_dir = run.accelerator, run.state, run.run_dir
+    epochs_run = state.epoch
+    last_metrics = _model_metrics(run.last_metrics, epochs_run) if run.last_metrics else {"epoch": epochs_run}
+    run.save_model(run_dir / "last", last_metrics, epochs_run)
+    best_dir, best_metrics = _best_model(run, last_metrics)
     result = RunResult(run_dir, best_dir, best_metrics, epochs_run, stopped_reason)
-    if is_main:
+    if run.is_main:
         atomic.write_json(run_dir / RESULT_FILE, result.to_dict())
         best_text = (
             f"best val MCC {state.best_mcc:.4f} (epoch {state.best_epoch})"
@@ -648,16 +807,22 @@ def fit(
         accelerator.print(f"{stopped_reason} after {epochs_run} epochs; {best_text}; run folder {run_dir}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    if own_accelerator:
+    if run.own_accelerator:
         accelerator.free_memory()
     return result
 
 
-def _any_process(accelerator, flag: bool) -> bool:
-    if accelerator.num_processes == 1:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
-    return bool(accelerator.reduce(value, reduction="sum").item() > 0)
+def _best_model(run: _Run, last_metrics: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
+    best_dir = run.run_dir / "best"
+    if run.state.best_epoch is None:
+        # No validation (data.use_all_for_training): the best model is the last one.
+        if run.is_main:
+            with atomic.atomic_dir(best_dir) as tmp:
+                shutil.copytree(run.run_dir / "last", tmp, dirs_exist_ok=True)
+        return best_dir, last_metrics
+    if not run.cfg.checkpoints.save_best:
+        return None, {}
+    return best_dir, _read_model_metrics(best_dir)
 
 
 def _read_model_metrics(folder: Path) -> dict[str, Any]:

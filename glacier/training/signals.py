@@ -1,7 +1,7 @@
 """Stopping cleanly: SIGTERM/SIGINT and a wall-time budget become flags the loop polls.
 
-A signal handler only sets a flag; the loop notices it at the next step boundary, saves a
-resumable state and returns. Work never stops in the middle of an optimizer step or a
+A signal handler only sets a flag; the loop notices it at a step boundary (``StopPoll``),
+saves a resumable state and returns. Work never stops in the middle of an optimizer step or a
 checkpoint write, and a notebook's session limit (``training.max_hours``) ends a run with a
 state on disk instead of a killed kernel.
 """
@@ -80,3 +80,46 @@ class Deadline:
 
     def expired(self) -> bool:
         return self._budget is not None and self.elapsed >= self._budget
+
+
+def any_process(accelerator, flag: bool) -> bool:
+    """``flag`` OR-ed over every process: a collective that every process must reach."""
+    if accelerator.num_processes == 1:
+        return flag
+    import torch
+
+    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(value, reduction="sum").item() > 0)
+
+
+class StopPoll:
+    """Has any process been asked to stop? One answer that all processes share.
+
+    A signal may reach one process only, so under several processes the answer is an
+    all-reduce. ``after_step`` asks only every ``every`` optimizer steps: signals are rare, a
+    stop a few steps late costs nothing, and a sync on every step does. Every process
+    counts the same optimizer steps (Accelerate gives each the same number of batches), so
+    all of them reach the all-reduce at the same step; a process skipping it would leave
+    the others waiting forever. One process asks at every step: there it is free.
+    """
+
+    def __init__(self, accelerator, request: StopRequest, every: int) -> None:
+        self.accelerator = accelerator
+        self.request = request
+        self.every = max(1, every)
+        self._steps = 0
+
+    @property
+    def reason(self) -> str:
+        return self.request.reason or "signal"
+
+    def after_step(self) -> bool:
+        """Call after every optimizer step; True when the run should stop now."""
+        self._steps += 1
+        if self.accelerator.num_processes > 1 and self._steps % self.every:
+            return False
+        return self.now()
+
+    def now(self) -> bool:
+        """Ask now (a collective: call it where every process calls it, e.g. an epoch end)."""
+        return any_process(self.accelerator, self.request.requested)

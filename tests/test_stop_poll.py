@@ -1,0 +1,65 @@
+"""Stop requests under several processes: asked every N optimizer steps, agreed by all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_multiprocess_training import launch
+from training_data import prepared_competition
+
+from glacier.training.checkpoints import CheckpointManager
+from glacier.training.signals import StopPoll, StopRequest
+
+WORKER = Path(__file__).with_name("training_sigterm_worker.py")
+
+
+class CountingAccelerator:
+    """Stands in for N processes: ``reduce`` sums this process's flag with the others'."""
+
+    def __init__(self, num_processes: int, others_flag: float = 0.0) -> None:
+        self.num_processes, self.device, self.others_flag, self.reduces = num_processes, "cpu", others_flag, 0
+
+    def reduce(self, value: torch.Tensor, reduction: str) -> torch.Tensor:
+        self.reduces += 1
+        return value + self.others_flag
+
+
+def test_several_processes_ask_every_n_steps_one_process_every_step():
+    request = StopRequest()
+    many = CountingAccelerator(2)
+    poll = StopPoll(many, request, every=3)
+    assert [poll.after_step() for _ in range(7)] == [False] * 7
+    assert many.reduces == 2  # after steps 3 and 6, not 7 times
+    request.request("SIGTERM")
+    assert [poll.after_step() for _ in range(2)] == [False, True]  # steps 8, 9
+    assert poll.now() and poll.reason == "SIGTERM"
+
+    one = CountingAccelerator(1)
+    single = StopPoll(one, request, every=3)
+    assert single.after_step() and one.reduces == 0  # free on one process: every step
+
+
+def test_a_signal_on_another_process_stops_this_one_too():
+    poll = StopPoll(CountingAccelerator(2, others_flag=1.0), StopRequest(), every=1)
+    assert poll.after_step() and poll.reason == "signal"
+
+
+@pytest.fixture(scope="module")
+def prep(tmp_path_factory):
+    return prepared_competition(tmp_path_factory.mktemp("data"))
+
+
+def test_sigterm_on_one_of_two_processes_stops_both_at_the_same_step(prep, tmp_path):
+    run, out = tmp_path / "run", tmp_path / "result"
+    done = launch(str(WORKER), str(prep), str(run), str(out))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]  # no process left waiting
+    results = [json.loads(Path(f"{out}.rank{rank}").read_text()) for rank in (0, 1)]
+    assert [r["epochs_run"] for r in results] == [0, 0]
+    assert results[1]["stopped_reason"] == "SIGTERM"
+    # The signal came after step 2; with log_every=3 both processes checked after step 3.
+    state = CheckpointManager(run / "states", 2).latest()
+    assert state.name == "state_000003"
+    assert json.loads((state / "trainer_state.json").read_text())["batch_in_epoch"] == 3
