@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib.format import open_memmap
@@ -42,6 +43,7 @@ from glacier.domain import (
     resolve_bands,
 )
 from glacier.errors import DataError
+from glacier.normalization import BandStats
 
 FORMAT = "glacier-prepared"
 FORMAT_VERSION = 1
@@ -113,6 +115,12 @@ class PrepareSummary:
 
 
 # ------------------------------------------------------------------------------ sources
+def _cut_tiles(image: np.ndarray, mask: np.ndarray, tile_size: int) -> TileIterator:
+    """Every tile of an image read whole (edge tiles padded)."""
+    for row, col in tile_offsets(*mask.shape, tile_size):
+        yield (row, col, *cut_tile(image, mask, row, col, tile_size))
+
+
 def competition_images(src: str | Path) -> list[SourceImage]:
     """The labelled images of a competition Train/ folder as tile sources."""
     scenes = competition.find_scenes(src, require_labels=True)
@@ -121,9 +129,7 @@ def competition_images(src: str | Path) -> list[SourceImage]:
     def tiles_of(scene: competition.Scene) -> Callable[[int], TileIterator]:
         def tiles(tile_size: int) -> TileIterator:
             image, mask, _ = competition.read_scene(scene)
-            mask = ignore_no_data(image, mask)
-            for row, col in tile_offsets(*mask.shape, tile_size):
-                yield (row, col, *cut_tile(image, mask, row, col, tile_size))
+            return _cut_tiles(image, ignore_no_data(image, mask), tile_size)
 
         return tiles
 
@@ -147,9 +153,7 @@ def hkh_images(src: str | Path, bands: tuple[str, ...]) -> list[SourceImage]:
 
         def slice_tiles(pair: hkh.SlicePair) -> Callable[[int], TileIterator]:
             def tiles(tile_size: int) -> TileIterator:
-                image, mask = hkh.read_slice(pair, bands, layout.one_hot_masks)
-                for row, col in tile_offsets(*mask.shape, tile_size):
-                    yield (row, col, *cut_tile(image, mask, row, col, tile_size))
+                return _cut_tiles(*hkh.read_slice(pair, bands, layout.one_hot_masks), tile_size)
 
             return tiles
 
@@ -244,6 +248,27 @@ def _tile_record(mask: np.ndarray, options: PrepareOptions) -> tuple[np.ndarray,
     return counts, valid, None
 
 
+class _KeptTile(NamedTuple):
+    image: int
+    """Index into the source images."""
+    row: int
+    col: int
+    counts: np.ndarray
+    valid: float
+
+
+@dataclass
+class _Split:
+    """The folds of the kept tiles: per group (images that must share a fold), with the
+    per-group and per-image class counts they are stratified on."""
+
+    groups: list[str]
+    group_counts: np.ndarray
+    fold_of: dict[str, int]
+    image_counts: np.ndarray
+    image_tiles: np.ndarray
+
+
 def write_prepared(
     out: str | Path,
     images: list[SourceImage],
@@ -261,68 +286,10 @@ def write_prepared(
     if not images:
         raise DataError(f"{source}: no images found")
     tile_size = effective_tile_size(options.tile_size, [(im.height, im.width) for im in images])
-    total = sum(len(tile_offsets(im.height, im.width, tile_size)) for im in images)
-
-    # Pass 1: which tiles to keep, and their class counts.
-    kept: list[tuple[int, int, int, np.ndarray, float]] = []  # image index, row, col, counts, valid
-    dropped: dict[str, int] = {}
-    with tqdm(total=total, desc="scanning tiles", unit="tile", disable=not progress) as bar:
-        for i, im in enumerate(images):
-            for row, col, _, mask in im.tiles(tile_size):
-                counts, valid, reason = _tile_record(mask, options)
-                if reason is None:
-                    kept.append((i, row, col, counts, valid))
-                else:
-                    dropped[reason] = dropped.get(reason, 0) + 1
-                bar.update()
-    if not kept:
-        raise DataError(f"{source}: every tile was dropped ({dropped}); lower --min-valid / --min-glacier")
-
-    # Folds by group, stratified on the kept pixels of each group.
-    groups = sorted({images[i].group for i, *_ in kept})
-    group_index = {g: k for k, g in enumerate(groups)}
-    group_counts = np.zeros((len(groups), NUM_CLASSES), dtype=np.int64)
-    image_counts = np.zeros((len(images), NUM_CLASSES), dtype=np.int64)
-    image_tiles = np.zeros(len(images), dtype=np.int64)
-    for i, _, _, counts, _ in kept:
-        group_counts[group_index[images[i].group]] += counts
-        image_counts[i] += counts
-        image_tiles[i] += 1
-    try:
-        group_folds = assign_folds(group_counts, options.num_folds, options.seed)
-    except DataError as exc:
-        raise DataError(f"{source}: {exc}") from None
-    fold_of = {g: int(group_folds[k]) for g, k in group_index.items()}
-
-    # Pass 2: stream the kept tiles into the arrays, accumulating band statistics.
-    n = len(kept)
-    stats = RunningBandStats(bands)
-    keep_set = {(i, row, col) for i, row, col, _, _ in kept}
+    kept, dropped = _scan_tiles(images, tile_size, options, source, progress)
+    split = _split_folds(images, kept, options, source)
     with atomic_dir(out) as tmp:
-        image_arr = open_memmap(
-            tmp / "images.npy", mode="w+", dtype=np.float32, shape=(n, len(bands), tile_size, tile_size)
-        )
-        mask_arr = open_memmap(tmp / "masks.npy", mode="w+", dtype=np.uint8, shape=(n, tile_size, tile_size))
-        k = 0
-        with tqdm(total=n, desc="writing tiles", unit="tile", disable=not progress) as bar:
-            for i, im in enumerate(images):
-                if not image_tiles[i]:
-                    continue
-                for row, col, image, mask in im.tiles(tile_size):
-                    if (i, row, col) not in keep_set:
-                        continue
-                    image_arr[k] = image
-                    mask_arr[k] = mask
-                    stats.update(image)
-                    k += 1
-                    bar.update()
-        if k != n:
-            raise DataError(f"{source}: the input changed while it was being read ({k} tiles, expected {n})")
-        image_arr.flush()
-        mask_arr.flush()
-        del image_arr, mask_arr
-
-        class_counts = image_counts.sum(axis=0)
+        stats = _write_arrays(tmp, images, kept, split, bands, tile_size, source, progress)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -334,53 +301,151 @@ def write_prepared(
             "class_values": list(CLASS_VALUES),
             "ignore_index": IGNORE_INDEX,
             "tile_size": tile_size,
-            "num_tiles": n,
+            "num_tiles": len(kept),
             "num_folds": options.num_folds,
-            "stats": stats.result().to_dict(),
-            "class_counts": [int(v) for v in class_counts],
-            "images": [
-                {
-                    "id": im.id,
-                    "group": im.group,
-                    "source": im.source,
-                    "height": im.height,
-                    "width": im.width,
-                    "fold": fold_of.get(im.group),
-                    "num_tiles": int(image_tiles[i]),
-                    "class_counts": [int(v) for v in image_counts[i]],
-                }
-                for i, im in enumerate(images)
-            ],
-            "tiles": [
-                {
-                    "image": images[i].id,
-                    "row": row,
-                    "col": col,
-                    "fold": fold_of[images[i].group],
-                    "class_counts": [int(v) for v in counts],
-                    "valid_fraction": round(float(valid), 6),
-                }
-                for i, row, col, counts, valid in kept
-            ],
-            "options": {
-                "tile_size_requested": options.tile_size,
-                "num_folds": options.num_folds,
-                "seed": options.seed,
-                "min_valid": options.min_valid,
-                "min_glacier": options.min_glacier,
-                "dropped_tiles": dropped,
-            },
+            "stats": stats.to_dict(),
+            "class_counts": _ints(split.image_counts.sum(axis=0)),
+            "images": _image_records(images, split),
+            "tiles": _tile_records(images, kept, split),
+            "options": _options_record(options, dropped),
             "created_by": f"glacier {__version__}",
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
-    fold_ids = np.array([fold_of[g] for g in groups])
     return PrepareSummary(
         path=out,
         num_images=len(images),
-        num_tiles=n,
+        num_tiles=len(kept),
         tile_size=tile_size,
         dropped=dropped,
-        class_counts=[int(v) for v in class_counts],
-        fold_lines=describe_folds(fold_ids, group_counts, options.num_folds),
+        class_counts=list(manifest["class_counts"]),
+        fold_lines=describe_folds(
+            np.array([split.fold_of[g] for g in split.groups]), split.group_counts, options.num_folds
+        ),
     )
+
+
+def _scan_tiles(
+    images: list[SourceImage], tile_size: int, options: PrepareOptions, source: str | Path, progress: bool
+) -> tuple[list[_KeptTile], dict[str, int]]:
+    """Pass 1: which tiles to keep (with their class counts), and how many were dropped why."""
+    total = sum(len(tile_offsets(im.height, im.width, tile_size)) for im in images)
+    kept: list[_KeptTile] = []
+    dropped: dict[str, int] = {}
+    with tqdm(total=total, desc="scanning tiles", unit="tile", disable=not progress) as bar:
+        for i, im in enumerate(images):
+            for row, col, _, mask in im.tiles(tile_size):
+                counts, valid, reason = _tile_record(mask, options)
+                if reason is None:
+                    kept.append(_KeptTile(i, row, col, counts, valid))
+                else:
+                    dropped[reason] = dropped.get(reason, 0) + 1
+                bar.update()
+    if not kept:
+        raise DataError(f"{source}: every tile was dropped ({dropped}); lower --min-valid / --min-glacier")
+    return kept, dropped
+
+
+def _split_folds(
+    images: list[SourceImage], kept: list[_KeptTile], options: PrepareOptions, source: str | Path
+) -> _Split:
+    """Folds by group, stratified on the kept pixels of each group."""
+    groups = sorted({images[t.image].group for t in kept})
+    group_index = {g: k for k, g in enumerate(groups)}
+    group_counts = np.zeros((len(groups), NUM_CLASSES), dtype=np.int64)
+    image_counts = np.zeros((len(images), NUM_CLASSES), dtype=np.int64)
+    image_tiles = np.zeros(len(images), dtype=np.int64)
+    for t in kept:
+        group_counts[group_index[images[t.image].group]] += t.counts
+        image_counts[t.image] += t.counts
+        image_tiles[t.image] += 1
+    try:
+        group_folds = assign_folds(group_counts, options.num_folds, options.seed)
+    except DataError as exc:
+        raise DataError(f"{source}: {exc}") from None
+    fold_of = {g: int(group_folds[k]) for g, k in group_index.items()}
+    return _Split(groups, group_counts, fold_of, image_counts, image_tiles)
+
+
+def _write_arrays(
+    folder: Path,
+    images: list[SourceImage],
+    kept: list[_KeptTile],
+    split: _Split,
+    bands: tuple[str, ...],
+    tile_size: int,
+    source: str | Path,
+    progress: bool,
+) -> BandStats:
+    """Pass 2: stream the kept tiles into ``images.npy`` / ``masks.npy``; return the band
+    statistics accumulated on the way."""
+    n = len(kept)
+    stats = RunningBandStats(bands)
+    keep_set = {(t.image, t.row, t.col) for t in kept}
+    image_arr = open_memmap(
+        folder / "images.npy", mode="w+", dtype=np.float32, shape=(n, len(bands), tile_size, tile_size)
+    )
+    mask_arr = open_memmap(folder / "masks.npy", mode="w+", dtype=np.uint8, shape=(n, tile_size, tile_size))
+    k = 0
+    with tqdm(total=n, desc="writing tiles", unit="tile", disable=not progress) as bar:
+        for i, im in enumerate(images):
+            if not split.image_tiles[i]:
+                continue
+            for row, col, image, mask in im.tiles(tile_size):
+                if (i, row, col) not in keep_set:
+                    continue
+                image_arr[k] = image
+                mask_arr[k] = mask
+                stats.update(image)
+                k += 1
+                bar.update()
+    if k != n:
+        raise DataError(f"{source}: the input changed while it was being read ({k} tiles, expected {n})")
+    image_arr.flush()
+    mask_arr.flush()
+    return stats.result()
+
+
+def _ints(values) -> list[int]:
+    return [int(v) for v in values]
+
+
+def _image_records(images: list[SourceImage], split: _Split) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": im.id,
+            "group": im.group,
+            "source": im.source,
+            "height": im.height,
+            "width": im.width,
+            "fold": split.fold_of.get(im.group),
+            "num_tiles": int(split.image_tiles[i]),
+            "class_counts": _ints(split.image_counts[i]),
+        }
+        for i, im in enumerate(images)
+    ]
+
+
+def _tile_records(images: list[SourceImage], kept: list[_KeptTile], split: _Split) -> list[dict[str, Any]]:
+    return [
+        {
+            "image": images[t.image].id,
+            "row": t.row,
+            "col": t.col,
+            "fold": split.fold_of[images[t.image].group],
+            "class_counts": _ints(t.counts),
+            "valid_fraction": round(float(t.valid), 6),
+        }
+        for t in kept
+    ]
+
+
+def _options_record(options: PrepareOptions, dropped: dict[str, int]) -> dict[str, Any]:
+    return {
+        "tile_size_requested": options.tile_size,
+        "num_folds": options.num_folds,
+        "seed": options.seed,
+        "min_valid": options.min_valid,
+        "min_glacier": options.min_glacier,
+        "dropped_tiles": dropped,
+    }
