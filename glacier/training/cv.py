@@ -11,7 +11,6 @@ and the interrupted one continues from its latest state.
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any
 from glacier import atomic
 from glacier.config import GlacierConfig
 from glacier.errors import ConfigError
-from glacier.training.loop import RESULT_FILE, RunResult, fit
+from glacier.training.loop import RunResult
+from glacier.training.runs import PlannedRun, fit_in_turn, is_main_process
 
 SUMMARY_JSON = "cv_summary.json"
 SUMMARY_MD = "cv_summary.md"
@@ -40,22 +40,6 @@ class CVResult:
 
 def fold_dir(run_dir: Path, fold: int) -> Path:
     return run_dir / f"fold_{fold}"
-
-
-def finished_result(folder: Path) -> RunResult | None:
-    """The RunResult of a run folder whose training finished (None otherwise)."""
-    path = folder / RESULT_FILE
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    result = RunResult(
-        out=Path(data["out"]),
-        best_dir=Path(data["best_dir"]) if data.get("best_dir") else None,
-        best_metrics=data.get("best_metrics") or {},
-        epochs_run=int(data["epochs_run"]),
-        stopped_reason=data["stopped_reason"],
-    )
-    return result if result.finished else None
 
 
 def run_cross_validation(
@@ -87,38 +71,30 @@ def run_cross_validation(
     if bad:
         raise ConfigError(f"folds {bad} out of range: {cfg.data.path} has folds 0..{num_folds - 1}")
 
-    results: dict[int, RunResult] = {}
-    for k in folds:
-        folder = fold_dir(run_dir, k)
-        done = finished_result(folder) if resume is not None else None
-        if done is not None:
-            print_fn(f"fold {k}: already finished ({folder}), skipped")
-            results[k] = done
-            continue
-        print_fn(f"fold {k + 1} of {len(folds)} (fold {k}) -> {folder}")
-        result = fit(
+    planned = [
+        PlannedRun(
+            k,
+            f"fold {k}",
             cfg.updated(**{"data.fold": k, "name": f"{cfg.name}_fold{k}"}),
-            accelerator=accelerator_factory() if accelerator_factory else None,
-            init_from=init_from,
-            resume="latest" if resume is not None else None,
-            out=folder,
+            fold_dir(run_dir, k),
         )
-        results[k] = result
-        if not result.finished:
-            print_fn(f"fold {k} stopped ({result.stopped_reason}); continue with --resume latest")
-            return CVResult(run_dir, results, None)
+        for k in folds
+    ]
+    results, finished = fit_in_turn(
+        planned,
+        init_from=init_from,
+        resume=resume,
+        accelerator_factory=accelerator_factory,
+        print_fn=print_fn,
+    )
+    if not finished:
+        return CVResult(run_dir, results, None)
 
     summary = summarize_folds(results)
-    if _is_main_process():
+    if is_main_process():
         write_summary(run_dir, summary)
         print_fn(summary_table(summary))
     return CVResult(run_dir, results, summary)
-
-
-def _is_main_process() -> bool:
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
 
 
 def summarize_folds(results: dict[int, RunResult]) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from typing import Any
 from glacier.config import GlacierConfig
 from glacier.ensemble_folder import EnsembleMember, write_ensemble
 from glacier.errors import ConfigError
-from glacier.training.cv import finished_result
-from glacier.training.loop import RunResult, fit
+from glacier.training.loop import RunResult
+from glacier.training.runs import PlannedRun, fit_in_turn, is_main_process
 
 RUNS_DIR = "runs"
 
@@ -33,6 +33,16 @@ class EnsembleResult:
 
 def member_name(seed: int, fold: int | None) -> str:
     return f"seed{seed}_{'all' if fold is None else f'fold{fold}'}"
+
+
+def member_config(cfg: GlacierConfig, seed: int, fold: int | None) -> GlacierConfig:
+    """The config of one member: its seed, and its validation fold (None: train on every fold)."""
+    overrides: dict[str, Any] = {"training.seed": seed, "name": f"{cfg.name}_{member_name(seed, fold)}"}
+    if fold is None:
+        overrides["data.use_all_for_training"] = True
+    else:
+        overrides["data.fold"] = fold
+    return cfg.updated(**overrides)
 
 
 def train_ensemble(
@@ -61,34 +71,23 @@ def train_ensemble(
         if folds is None or cfg.data.use_all_for_training
         else [(s, k) for s in seeds for k in folds]
     )
-    results: dict[str, RunResult] = {}
-    for i, (seed, fold) in enumerate(plan):
+    planned = []
+    for seed, fold in plan:
         name = member_name(seed, fold)
-        run_dir = out / RUNS_DIR / name
-        done = finished_result(run_dir) if resume is not None else None
-        if done is not None:
-            print_fn(f"member {name}: already trained, skipped")
-            results[name] = done
-            continue
-        print_fn(f"member {i + 1} of {len(plan)}: {name} -> {run_dir}")
-        overrides: dict[str, Any] = {"training.seed": seed, "name": f"{cfg.name}_{name}"}
-        if fold is None:
-            overrides["data.use_all_for_training"] = True
-        else:
-            overrides["data.fold"] = fold
-        result = fit(
-            cfg.updated(**overrides),
-            accelerator=accelerator_factory() if accelerator_factory else None,
-            init_from=init_from,
-            resume="latest" if resume is not None else None,
-            out=run_dir,
+        planned.append(
+            PlannedRun(name, f"member {name}", member_config(cfg, seed, fold), out / RUNS_DIR / name)
         )
-        results[name] = result
-        if not result.finished:
-            print_fn(f"member {name} stopped ({result.stopped_reason}); continue with --resume latest")
-            return EnsembleResult(out, results, False)
+    results, finished = fit_in_turn(
+        planned,
+        init_from=init_from,
+        resume=resume,
+        accelerator_factory=accelerator_factory,
+        print_fn=print_fn,
+    )
+    if not finished:
+        return EnsembleResult(out, results, False)
 
-    if PartialState().is_main_process:
+    if is_main_process():
         members = [
             EnsembleMember(
                 name=name,

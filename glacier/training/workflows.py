@@ -14,16 +14,11 @@ from glacier.config import GlacierConfig
 from glacier.training.cv import CVResult, run_cross_validation
 from glacier.training.ensemble import EnsembleResult, train_ensemble
 from glacier.training.loop import RunResult, fit
-
-
-def _is_main() -> bool:
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
+from glacier.training.runs import is_main_process
 
 
 def _create_repo(repo_id: str | None, cfg: GlacierConfig) -> None:
-    if repo_id and _is_main():
+    if repo_id and is_main_process():
         from glacier.hub import create_repo_early
 
         url = create_repo_early(repo_id, private=cfg.hub.private)
@@ -31,7 +26,7 @@ def _create_repo(repo_id: str | None, cfg: GlacierConfig) -> None:
 
 
 def _push(folder: Path | None, repo_id: str | None, cfg: GlacierConfig) -> None:
-    if repo_id and folder is not None and _is_main():
+    if repo_id and folder is not None and is_main_process():
         from glacier.hub import push_folder
 
         url = push_folder(folder, repo_id, private=cfg.hub.private)
