@@ -11,6 +11,9 @@
 validation ``gather_for_metrics`` on per-tile confusion matrices (so the tiles Accelerate
 duplicates to even out the last batch are not counted twice). The loop does not know which
 phase it runs: the config says which data, bands, weights to start from and where to write.
+``fit`` reads in that order: ``setup`` (build, ``prepare``, resume), then per epoch
+``train_epoch`` (``train_step`` per batch), ``end_epoch`` (validate, record, keep the best),
+``should_stop`` and a state; last ``finish`` (``last/``, ``best/``, ``result.json``).
 
 Normalisation: a run standardises its inputs with its *own training dataset's* statistics
 (from the prepared manifest, restricted to the selected bands) and saves them in every model
