@@ -1,4 +1,4 @@
-"""Training-loop overhead: ``fit``'s step (glacier.training.loop.train_step, under Accelerate)
+"""Training-loop overhead: ``fit``'s step (glacier.training.step.train_step, under Accelerate)
 versus a bare PyTorch loop over the same model, batch and loss, measured alternately.
 
     python benchmarks/loop_overhead.py                 # speed ratio + peak memory at 512 px
@@ -60,7 +60,7 @@ class Runner:
 
     def __init__(self, kind: str, cfg, model, loss_fn, batch, accelerator=None) -> None:
         from glacier.training.builders import build_optimizer
-        from glacier.training.loop import train_step
+        from glacier.training.step import train_step
 
         self.kind, self.cfg = kind, cfg
         device = (

@@ -28,21 +28,26 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from glacier import __version__, atomic
+from glacier import atomic
 from glacier.config import GlacierConfig, save_config
 from glacier.domain import IGNORE_INDEX, resolve_bands
-from glacier.errors import ConfigError, GlacierError, ModelError
+from glacier.errors import ConfigError, GlacierError
 from glacier.training.checkpoints import CheckpointManager, TrainerState, resolve_resume
 from glacier.training.history import MetricsLog, epoch_line
+from glacier.training.initial_weights import (
+    freeze_unused_parameters,
+    init_report_line,
+    init_weights,
+)
+from glacier.training.provenance import provenance
 from glacier.training.signals import Deadline, StopPoll, StopRequest, any_process
+from glacier.training.step import StepOutput, all_finite, pad_to_stride, train_step, validate
 
 MAX_SKIPPED_STEPS = 10
 RESULT_FILE = "result.json"
@@ -85,96 +90,7 @@ class RunResult:
         )
 
 
-# -------------------------------------------------------------------------- one step
-@dataclasses.dataclass
-class StepOutput:
-    loss: torch.Tensor
-    """Detached total loss of the batch."""
-    parts: dict[str, torch.Tensor]
-    finite: bool
-
-
-def all_finite(accelerator, loss: torch.Tensor) -> bool:
-    """Whether the loss is finite on *every* process: a decision all processes share, so a
-    NaN on one GPU cannot leave the others waiting in a gradient all-reduce."""
-    flag = torch.isfinite(loss.detach()).reshape(1).float()
-    if accelerator.num_processes > 1:
-        flag = accelerator.gather(flag).min().reshape(1)
-    return bool(flag.item())
-
-
-def train_step(
-    accelerator, model, batch: dict[str, torch.Tensor], loss_fn, optimizer, max_grad_norm: float | None
-) -> StepOutput:
-    """Forward, loss, backward, clip and (at accumulation boundaries) step: one batch.
-
-    A non-finite loss skips the backward pass and clears the accumulated gradients; the
-    caller decides whether that stops the run.
-    """
-    with accelerator.accumulate(model):
-        logits, boundary_logits = model(batch["image"], with_boundary=True)
-        loss, parts = loss_fn(logits, batch["mask"], boundary_logits)
-        if not all_finite(accelerator, loss):
-            optimizer.zero_grad(set_to_none=True)
-            return StepOutput(loss.detach(), {}, False)
-        accelerator.backward(loss)
-        if max_grad_norm is not None and accelerator.sync_gradients:
-            accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return StepOutput(loss.detach(), {k: v.detach() for k, v in parts.items()}, True)
-
-
-# ------------------------------------------------------------------------ validation
-def pad_to_stride(
-    images: torch.Tensor, masks: torch.Tensor, stride: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad whole tiles on the bottom/right to a multiple of the network stride (image with
-    0, the normalised band mean; mask with the ignore index)."""
-    h, w = images.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
-    if not (ph or pw):
-        return images, masks
-    return F.pad(images, (0, pw, 0, ph)), F.pad(masks, (0, pw, 0, ph), value=IGNORE_INDEX)
-
-
-@torch.no_grad()
-def validate(accelerator, model, loader, loss_fn, stride: int, num_classes: int) -> dict[str, Any]:
-    """Whole-tile validation: MCC, IoU... from the summed confusion of every tile exactly
-    once, and the mean per-tile loss; identical for 1 or N processes."""
-    from glacier.metrics import metrics_from_confusion, per_sample_confusion
-
-    model.eval()
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=accelerator.device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-    tiles = 0
-    for batch in loader:
-        images, masks = pad_to_stride(batch["image"], batch["mask"], stride)
-        logits, boundary_logits = model(images, with_boundary=True)
-        # Per-tile losses, so that the mean does not depend on how tiles were batched.
-        losses = torch.stack(
-            [
-                loss_fn(
-                    logits[i : i + 1],
-                    masks[i : i + 1],
-                    None if boundary_logits is None else boundary_logits[i : i + 1],
-                )[0].float()
-                for i in range(len(images))
-            ]
-        )
-        cm = per_sample_confusion(logits.argmax(1), masks, num_classes=num_classes, ignore_index=IGNORE_INDEX)
-        cm, losses = accelerator.gather_for_metrics((cm, losses))
-        confusion += cm.sum(0).to(confusion.dtype)
-        loss_sum += losses.double().sum()
-        tiles += len(losses)
-    model.train()
-    metrics = metrics_from_confusion(confusion.cpu().numpy())
-    metrics["loss"] = float(loss_sum.item() / max(tiles, 1))
-    metrics["tiles"] = tiles
-    return metrics
-
-
-# ------------------------------------------------- accelerator, initial weights, provenance
+# ------------------------------------------------------------- accelerator, run folder
 def _default_accelerator(cfg: GlacierConfig, run_dir: Path):
     from accelerate import Accelerator
 
@@ -185,80 +101,6 @@ def _default_accelerator(cfg: GlacierConfig, run_dir: Path):
         log_with="tensorboard",
         project_dir=str(run_dir / "logs"),
     )
-
-
-def resolve_init_source(init_from: str | Path) -> Path:
-    """A model folder (also an ensemble member or a run folder's ``best``) or a Hub id -> a
-    local model folder."""
-    from glacier.ensemble_folder import is_ensemble_folder
-    from glacier.models import is_model_folder
-
-    path = Path(init_from).expanduser()
-    if path.exists():
-        if is_model_folder(path):
-            return path
-        if is_model_folder(path / "best"):
-            return path / "best"
-        if is_ensemble_folder(path):
-            raise ModelError(
-                f"--init-from {init_from}: is an ensemble; start from one member, e.g. {path / 'members' / '<name>'}"
-            )
-        raise ModelError(f"--init-from {init_from}: not a model folder (no glacier-model config.json)")
-    text = str(init_from)
-    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
-        from glacier.hub import resolve_model_dir
-
-        return Path(resolve_model_dir(text))
-    raise ModelError(f"--init-from {init_from}: no such folder, and not a Hub id (owner/name)")
-
-
-def _init_weights(model, init_from: str | Path, bands: tuple[str, ...]) -> dict[str, Any]:
-    from glacier.models import load_model_folder, transfer_weights
-
-    folder = resolve_init_source(init_from)
-    source, meta = load_model_folder(folder)
-    report = transfer_weights(source.state_dict(), meta.bands, model, bands)
-    report["source"] = str(folder)
-    report["source_dataset"] = meta.training.get("dataset")
-    return report
-
-
-def _init_report_line(report: dict[str, Any]) -> str:
-    line = (
-        f"initialised from {report['source']}: {report['loaded']} tensors loaded; "
-        f"bands matched {report['matched_bands']}"
-    )
-    if report.get("unmatched_bands"):
-        line += f", new (mean filter) {report['unmatched_bands']}"
-    if report.get("dropped_bands"):
-        line += f", dropped {report['dropped_bands']}"
-    if report.get("skipped"):
-        line += f"; {len(report['skipped'])} tensors skipped (shape/name differ)"
-    return line
-
-
-def freeze_unused_parameters(model, in_channels: int) -> list[str]:
-    """Freeze parameters the forward pass never uses; return their names.
-
-    DDP waits for a gradient of every trainable parameter, and some models carry modules
-    they do not run (an smp encoder built with ``encoder_depth`` < 5 keeps its deeper
-    stages). Freezing those is exact (they would never change) and cheaper than DDP's
-    ``find_unused_parameters``. One forward/backward on a small zero input, in eval mode
-    so that batch-norm statistics stay untouched.
-    """
-    size = max(64, 2 * model.stride)
-    was_training = model.training
-    model.eval()
-    logits, boundary_logits = model(torch.zeros(1, in_channels, size, size), with_boundary=True)
-    total = logits.sum() + (boundary_logits.sum() if boundary_logits is not None else 0)
-    total.backward()
-    unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    for name, p in model.named_parameters():
-        if name in unused:
-            p.requires_grad_(False)
-    return unused
 
 
 def _select_bands(cfg: GlacierConfig, prepared) -> tuple[str, ...]:
@@ -272,46 +114,6 @@ def _select_bands(cfg: GlacierConfig, prepared) -> tuple[str, ...]:
             f"data.bands: {missing} not in the prepared dataset {cfg.data.path} (bands {list(available)})"
         )
     return chosen
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _provenance(cfg: GlacierConfig, prepared, bands, init_report, epochs_run: int) -> dict[str, Any]:
-    """The model folder's ``training``: the resolved config (top level, as the model card
-    reads it) plus where the model came from."""
-    manifest = prepared.manifest
-    return {
-        **cfg.to_dict(),
-        "dataset": manifest.get("dataset"),
-        "pretrain_dataset": init_report.get("source_dataset") if init_report else None,
-        "created_by": f"glacier {__version__}",
-        "provenance": {
-            "glacier_version": __version__,
-            "git_commit": _git_commit(),
-            "dataset_manifest": {
-                key: manifest.get(key)
-                for key in ("dataset", "source", "bands", "tile_size", "num_tiles", "num_folds")
-            },
-            "bands": list(bands),
-            "fold": None if cfg.data.use_all_for_training else cfg.data.fold,
-            "seed": cfg.training.seed,
-            "epochs_run": epochs_run,
-            "init_from": init_report.get("source") if init_report else None,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        },
-    }
 
 
 def _check_fresh_run_dir(run_dir: Path) -> None:
@@ -454,7 +256,7 @@ class _Run:
                 folder,
                 normalization=self.data.stats,
                 metrics=metrics,
-                training=_provenance(
+                training=provenance(
                     self.cfg, self.data.prepared, self.data.bands, self.init_report, epochs_run
                 ),
                 sensor_bands=self.data.sensor_bands,
@@ -574,7 +376,7 @@ def _build_model(cfg: GlacierConfig, data: _Data, init_from: str | Path | None, 
     from glacier.models import build_model
 
     model = build_model(cfg.model, data.bands, num_classes=data.num_classes)
-    init_report = _init_weights(model, init_from, data.bands) if init_from is not None else None
+    init_report = init_weights(model, init_from, data.bands) if init_from is not None else None
     # Always (not only under DDP), so that a state saved by N processes loads in 1.
     unused = freeze_unused_parameters(model, len(data.bands))
     if unused:
@@ -609,7 +411,7 @@ def _start_run_folder(
         + (f", mixed precision {accelerator.mixed_precision}" if accelerator.mixed_precision != "no" else "")
     )
     if init_report is not None:
-        accelerator.print(_init_report_line(init_report))
+        accelerator.print(init_report_line(init_report))
     return history
 
 
