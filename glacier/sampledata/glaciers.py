@@ -7,9 +7,11 @@
    basin leaves it along the drainage line that carries most of it. Where the largest of
    these lines cross the ELA, tongues start.
 3. Tongues run down the valley floor from there for a length drawn per scene (the biggest
-   basin feeds the longest tongue), narrowing towards the snout. A tongue that runs into
-   another one ends there as a tributary. The terrain is carved into a U-shaped trough
-   under each tongue, with lateral-moraine ridges on its lower flanks.
+   basin feeds the longest tongue). Their width hardly depends on the basin (valley
+   glaciers are 0.5-1.5 km wide, 3-15 km long), narrowing a little towards the snout. A
+   tongue that runs into another one ends there as a tributary; below the snout of the
+   others the drainage line goes on as the forefield. The terrain is carved into a
+   U-shaped trough under each tongue, with lateral-moraine ridges on its lower flanks.
 4. Accumulation areas: the gentle ground above a final ELA, chosen so that tongues plus
    accumulation areas cover the target share of the image.
 
@@ -56,6 +58,7 @@ class Tongue:
     half_width: np.ndarray  # (n,) px
     length: float  # px from the ELA crossing to the snout (of the trunk, for tributaries)
     tributary: bool
+    forefield: np.ndarray  # (m, 2) float: the valley floor below the snout, down-valley; empty if none
 
     @property
     def snout(self) -> tuple[np.ndarray, np.ndarray]:
@@ -155,13 +158,14 @@ def _route_tongues(
     # Gates: the first below-ELA cell of a line that leaves ice, ranked by the ice it carries.
     gates = [i for i in range(len(ice)) if not above[i] and donor[i] >= 0 and above[donor[i]]]
     gates.sort(key=lambda i: (-ice[i], i))
-    min_ice = max(3.0, 0.02 * sum(above))  # smaller basins feed no tongue
+    min_ice = max(2.0, 0.008 * sum(above))  # smaller basins feed no tongue
     taken: dict[int, int] = {}  # coarse cell -> tongue index, for cells on a tongue's centre line
     cells: list[list[int]] = []
     biggest = ice[gates[0]] if gates else 1.0
     length_factors = rng.uniform(0.75, 1.0, size=params.count)
     lengths_px = []
     joins: list[tuple[int, int] | None] = []  # (trunk tongue, the trunk's cell it runs into)
+    forefields: list[list[int]] = []  # coarse cells below each snout
     for gate in gates:
         if len(cells) >= params.count or ice[gate] < min_ice:
             break
@@ -187,11 +191,19 @@ def _route_tongues(
             cell = nxt
         if len(line) - crossing < 3:
             continue
+        # The forefield: the valley below the snout, where the glacier reached not long ago.
+        below_snout = [cell]
+        while join is None and len(below_snout) < 0.3 * length + 3:
+            nxt = receiver[below_snout[-1]]
+            if nxt < 0 or nxt in taken:
+                break
+            below_snout.append(nxt)
         for c in line:
             taken.setdefault(c, k)
         cells.append(line)
         lengths_px.append((crossing, size))
         joins.append(join)
+        forefields.append(below_snout if join is None else [])
     tongues: list[Tongue] = []
     for k, line in enumerate(cells):
         crossing, size = lengths_px[k]
@@ -217,9 +229,16 @@ def _route_tongues(
             remaining = (1.0 - trunk_tongue.position[joined[1]]) * trunk_tongue.length
             total = max(arc[-1] - start + remaining, 1.0)
         position = below / total
-        taper = 1.0 - 0.3 * np.clip(below / max(arc[-1] - start, 1.0), 0, 1)
-        half_width = params.half_width_m / pixel_m * max(size, 0.35) ** 0.5 * taper
-        tongues.append(Tongue(path, position, half_width, float(total), joined is not None))
+        taper = 1.0 - 0.15 * np.clip(below / max(arc[-1] - start, 1.0), 0, 1)
+        # Valley glaciers are about as wide whatever their basin: bigger basins make longer tongues.
+        half_width = params.half_width_m / pixel_m * max(size, 0.4) ** 0.25 * taper
+        forefield = np.empty((0, 2))
+        if len(forefields[k]) > 1:
+            rows, cols = np.divmod(np.asarray(forefields[k]), width)
+            below_points = np.stack([rows * step + offset, cols * step + offset], 1).astype(np.float64)
+            below_points[0] = path[-1]
+            forefield = _densify(ndimage.gaussian_filter1d(below_points, 1.0, axis=0, mode="nearest"))
+        tongues.append(Tongue(path, position, half_width, float(total), joined is not None, forefield))
     return tongues, ela
 
 
@@ -268,7 +287,10 @@ def glacier_layout(
         flank_position = np.where(np.isfinite(flank_distance), along[nearest], 0.0)
         # A U-shaped trough: flat floor under the ice, walls rising beside it.
         trough = surface[nearest] + np.maximum(distance - 0.8 * half_width, 0.0) * pixel_m * _WALL_SLOPE
-        carved = np.minimum(carved, trough)
+        # Blur the cut, not the terrain: the trough's rim stays smooth, with no cast-shadow stripes
+        # from where the nearest centre-line point jumps.
+        cut = blur(np.maximum(elevation - trough, 0.0), 1.5 * scale_px + 0.5)
+        carved = elevation - cut
         # Lateral moraine ridges along the lower tongue, just outside the ice.
         ridge_width = 2.0 * scale_px + 0.5
         ridge = np.exp(-(((beyond - ridge_width) / ridge_width) ** 2)) * np.clip(

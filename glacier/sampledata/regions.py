@@ -18,7 +18,7 @@ class Region:
     glacier_share: tuple[float, float]  # clean + debris-covered ice, share of the image
     tongue_count: tuple[int, int]  # valley tongues per scene, at most (fewer if fewer ice basins)
     tongue_length_m: tuple[float, float]  # the longest tongue, ELA to snout
-    tongue_half_width_m: tuple[float, float]  # the largest tongue's half-width at the ELA
+    tongue_half_width_m: tuple[float, float]  # a big tongue's half-width at the ELA (smaller ones a bit less)
     debris_probability: float  # chance that a long enough tongue carries debris
     debris_length: tuple[float, float]  # debris-covered share of such a tongue (ELA to snout)
     lake_probability: float  # chance that a scene has a proglacial lake at a snout
@@ -37,11 +37,11 @@ class Region:
 COMPETITION_TRAIN = Region(
     name="competition-train",
     glacier_share=(0.12, 0.50),
-    tongue_count=(4, 8),
-    tongue_length_m=(6000.0, 11000.0),
-    tongue_half_width_m=(550.0, 950.0),
-    debris_probability=0.85,
-    debris_length=(0.55, 0.85),
+    tongue_count=(7, 12),
+    tongue_length_m=(9000.0, 14000.0),
+    tongue_half_width_m=(380.0, 520.0),
+    debris_probability=0.9,
+    debris_length=(0.5, 0.8),
     lake_probability=0.3,
     snow_share=(0.0, 0.12),
     cloud_probability=0.35,
@@ -58,11 +58,11 @@ COMPETITION_TRAIN = Region(
 COMPETITION_TEST = Region(
     name="competition-test",
     glacier_share=(0.12, 0.45),
-    tongue_count=(4, 8),
-    tongue_length_m=(6000.0, 11000.0),
-    tongue_half_width_m=(550.0, 950.0),
-    debris_probability=0.85,
-    debris_length=(0.55, 0.9),
+    tongue_count=(7, 12),
+    tongue_length_m=(9000.0, 14000.0),
+    tongue_half_width_m=(380.0, 520.0),
+    debris_probability=0.9,
+    debris_length=(0.5, 0.85),
     lake_probability=0.3,
     snow_share=(0.02, 0.15),
     cloud_probability=0.3,

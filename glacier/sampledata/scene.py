@@ -227,16 +227,26 @@ def _moraines(
     beside = (layout.flank_distance > 0) & (layout.flank_distance <= 1.5 * scale + 0.6 + wobble)
     lower = layout.flank_position + 0.05 * smooth_noise(rng, shape, 3 * scale + 0.5) > debris_start - 0.05
     lateral = beside & lower & ~glacier
-    # Terminal moraine and forefield rubble: a ring below each debris-covered snout.
-    forefield = np.zeros(shape, bool)
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    # Terminal moraine and forefield rubble: a strip down the valley floor below each
+    # debris-covered snout, as wide as the tongue was, narrowing as it leaves the moraine.
+    points, widths = [], []
     for k, tongue in enumerate(layout.tongues):
-        if tongue.tributary or not (debris_start[layout.tongue_id == k + 1] < 1).any():
+        if len(tongue.forefield) < 2 or not (debris_start[layout.tongue_id == k + 1] < 1).any():
             continue
-        (row, col), direction = tongue.snout
-        radius = float(tongue.half_width[-1]) * 1.8 + 2 * scale
-        centre_r, centre_c = row + direction[0] * radius * 0.3, col + direction[1] * radius * 0.3
-        forefield |= (yy - centre_r) ** 2 + (xx - centre_c) ** 2 < radius**2
+        fade = np.linspace(0.0, 1.0, len(tongue.forefield))
+        points.append(tongue.forefield)
+        widths.append(float(tongue.half_width[-1]) * (1.15 - 0.6 * fade) + 0.5 * scale)
+    forefield = np.zeros(shape, bool)
+    if points:
+        points_all, widths_all = np.concatenate(points), np.concatenate(widths)
+        index_image = np.full(shape, -1)
+        r = np.clip(np.round(points_all[:, 0]).astype(int), 0, shape[0] - 1)
+        c = np.clip(np.round(points_all[:, 1]).astype(int), 0, shape[1] - 1)
+        index_image[r, c] = np.arange(len(points_all))
+        distance, (near_r, near_c) = ndimage.distance_transform_edt(index_image < 0, return_indices=True)
+        wobble = 0.25 * smooth_noise(rng, shape, 2 * scale + 0.5)
+        reach = widths_all[index_image[near_r, near_c]] * (1 + wobble)
+        forefield = distance <= reach
     return lateral | (forefield & ~glacier)
 
 
