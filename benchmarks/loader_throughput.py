@@ -30,7 +30,7 @@ import rasterio  # noqa: E402
 import torch  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 
-from glacier.data.augment import TileAugmentation  # noqa: E402
+from glacier.data.augment import AlbumentationsAugmentation, TileAugmentation  # noqa: E402
 from glacier.data.competition import find_scenes, read_scene  # noqa: E402
 from glacier.data.prepare import PrepareOptions, prepare_competition  # noqa: E402
 from glacier.data.prepared import PreparedDataset, TileDataset  # noqa: E402
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         prepared = PreparedDataset.open(root / "prep")
         rows = [
             ("prepared (memmap), augment", TileDataset(prepared, augment=True)),
+            ("prepared, albumentations augment", TileDataset(prepared, augment=AlbumentationsAugmentation())),
             ("prepared (memmap), no augment", TileDataset(prepared)),
             ("GeoTIFF (rasterio), augment", GeoTiffDataset(train, prepared.stats, augment=True)),
             ("GeoTIFF (rasterio), no augment", GeoTiffDataset(train, prepared.stats, augment=False)),
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         for k, label in ((0, "wall"), (1, "CPU")):
             ratio = results["prepared (memmap), augment"][k] / results["GeoTIFF (rasterio), augment"][k]
             print(f"prepared / GeoTIFF with augmentation ({label}): {ratio:.2f}x")
+            ratio = results["prepared (memmap), augment"][k] / results["prepared, albumentations augment"][k]
+            print(f"built-in / albumentations augmentation ({label}): {ratio:.2f}x")
     sys.stdout.flush()
 
 

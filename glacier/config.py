@@ -42,6 +42,9 @@ class DataConfig(_Section):
     """Train on every fold (no validation): for pretraining on all data or final models."""
     augment: bool = True
     """Randomly augment training crops; validation tiles are never augmented."""
+    augment_backend: Literal["numpy", "albumentations"] = "numpy"
+    """Spatial augmentation by glacier's numpy/OpenCV code (fast on many bands) or by an
+    albumentations pipeline (glacier.data.augment.AlbumentationsAugmentation)."""
     num_workers: int = Field(2, ge=0)
     """DataLoader worker processes per training process (0 loads in the main process)."""
     min_valid_fraction: float = Field(0.0, ge=0, le=1)

@@ -172,3 +172,30 @@ def test_absent_class_is_dropped_from_the_target():
     assert shares["lake"] == 0 and shares["debris"] > 3 * counts[:, 2].sum() / counts.sum()
     with pytest.raises(DataError, match="unknown classes"):
         BalancedTileSampler(counts, {"snow": 1.0}, 10, seed=0)
+
+
+def test_albumentations_backend_is_seeded_spatial_and_keeps_image_and_mask_aligned():
+    from glacier.data.augment import AlbumentationsAugmentation, build_augmentation
+
+    rng = np.random.default_rng(0)
+    mask = rng.integers(0, 4, (48, 48)).astype(np.uint8)
+    # Band 0 carries the mask itself, band 1 values far outside [0, 1]: a spatial transform
+    # moves both with the mask, and nothing clips or rescales the floats.
+    image = np.stack([mask.astype(np.float32), np.full((48, 48), 40.0, np.float32)])
+    augment = build_augmentation(True, "albumentations")
+    assert isinstance(augment, AlbumentationsAugmentation)
+    saw_fill = False
+    for index in range(12):
+        seed = np.random.SeedSequence([7, 0, index])
+        out_image, out_mask = augment(image, mask, seed)
+        again_image, again_mask = augment(image, mask, np.random.SeedSequence([7, 0, index]))
+        assert np.array_equal(out_image, again_image) and np.array_equal(out_mask, again_mask)
+        assert out_image.shape == image.shape and out_image.dtype == np.float32
+        labelled = out_mask != 255
+        saw_fill |= not labelled.all()
+        if labelled.all():  # a pure flip/rotation: band 0 is exactly the transformed mask
+            assert np.array_equal(out_image[0], out_mask.astype(np.float32))
+        assert set(np.unique(out_mask)) <= {0, 1, 2, 3, 255}
+        assert np.isclose(out_image[1][labelled].max(), 40.0, atol=1e-3)
+    assert saw_fill, "the affine warp never ran in 12 samples (p=0.3)"
+    assert build_augmentation(False, "albumentations") is None

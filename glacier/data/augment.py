@@ -93,3 +93,53 @@ class TileAugmentation:
             borderValue=IGNORE_INDEX,
         )
         return warped, mask
+
+
+class AlbumentationsAugmentation:
+    """Any albumentations pipeline on (C, H, W) tiles: ``data.augment_backend: albumentations``.
+
+    Default pipeline: the same spatial transforms as TileAugmentation (dihedral flips and
+    rotations, a small affine warp with the mask warped nearest-neighbour and filled with the
+    ignore index). Pass your own ``A.Compose`` of *spatial* transforms to change it; avoid
+    albumentations' pixel-level transforms on this data (they clip floats to [0, 1], and
+    RandomGamma turns negative values into NaN). Seeded per sample through
+    ``set_random_seed``, so a (seed, epoch, index) triple fixes the result here too.
+    """
+
+    def __init__(self, transform=None) -> None:
+        import albumentations as A
+
+        self.transform = transform or A.Compose(
+            [
+                A.HorizontalFlip(p=0.5),
+                A.RandomRotate90(p=1.0),
+                A.Affine(
+                    scale=(0.9, 1.1),
+                    rotate=(-15.0, 15.0),
+                    translate_percent=(-0.05, 0.05),
+                    interpolation=cv2.INTER_LINEAR,
+                    mask_interpolation=cv2.INTER_NEAREST,
+                    fill=0.0,
+                    fill_mask=IGNORE_INDEX,
+                    p=0.3,
+                ),
+            ]
+        )
+
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray, seed: np.random.SeedSequence | int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self.transform.set_random_seed(int(np.random.default_rng(seed).integers(2**31)))
+        # albumentations works on channel-last arrays.
+        out = self.transform(image=np.ascontiguousarray(image.transpose(1, 2, 0)), mask=mask)
+        image = np.ascontiguousarray(out["image"].transpose(2, 0, 1), dtype=np.float32)
+        return image, np.ascontiguousarray(out["mask"], dtype=np.uint8)
+
+
+def build_augmentation(enabled: bool, backend: str = "numpy"):
+    """The training augmentation a config asks for (``data.augment``, ``data.augment_backend``)."""
+    if not enabled:
+        return None
+    if backend == "albumentations":
+        return AlbumentationsAugmentation()
+    return TileAugmentation()

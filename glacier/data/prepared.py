@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from glacier.data.augment import TileAugmentation
+from glacier.data.augment import AlbumentationsAugmentation, TileAugmentation
 from glacier.data.prepare import FORMAT, FORMAT_VERSION
 from glacier.domain import IGNORE_INDEX, NUM_CLASSES
 from glacier.errors import DataError
@@ -151,7 +151,7 @@ class TileDataset(Dataset):
         indices: np.ndarray | list[int] | None = None,
         bands: tuple[str, ...] | list[str] | None = None,
         crop_size: int | None = None,
-        augment: bool | TileAugmentation = False,
+        augment: bool | TileAugmentation | AlbumentationsAugmentation | None = False,
         stats: BandStats | None = None,
         seed: int = 0,
         rare_crop_p: float = 0.0,

@@ -115,6 +115,7 @@ def build_loaders(
     """Training loader (random crops, augmentation, sampler) and validation loader (whole
     tiles, no augmentation, in order). Returns them plus the objects whose ``set_epoch`` the
     loop calls (dataset and sampler), which Accelerate's wrappers do not reach."""
+    from glacier.data.augment import build_augmentation
     from glacier.data.prepared import TileDataset
 
     data, training = cfg.data, cfg.training
@@ -123,7 +124,7 @@ def build_loaders(
         train_idx,
         bands=list(bands),
         crop_size=data.crop_size,
-        augment=data.augment,
+        augment=build_augmentation(data.augment, data.augment_backend),
         stats=stats,
         seed=training.seed,
     )
