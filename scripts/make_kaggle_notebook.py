@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Write scripts/kaggle.ipynb: the Kaggle workflow as notebook cells that call the scripts.
 
-    python scripts/make_kaggle_notebook.py          # rewrite the notebook
-    python scripts/make_kaggle_notebook.py --check  # exit 1 if the committed one is stale
+python scripts/make_kaggle_notebook.py          # rewrite the notebook
+python scripts/make_kaggle_notebook.py --check  # exit 1 if the committed one is stale
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 NOTEBOOK = Path(__file__).with_name("kaggle.ipynb")
 
 CELLS: list[tuple[str, str]] = [
-    ("markdown", """# glacier on Kaggle (2 x T4)
+    (
+        "markdown",
+        """# glacier on Kaggle (2 x T4)
 
 The whole workflow: HKH pretraining -> 5-fold fine-tuning on the competition data -> seed
 ensemble -> submission (`solution.py` + `model.pth`). Every phase is a script in `scripts/`
@@ -27,46 +29,73 @@ competition data (`train2.zip` or `Train/`) and the HKH data (raw scenes `raster
 `HF_REPO` so every phase is pushed to the Hugging Face Hub when it ends.
 
 **If the session ends:** start a new one, run the set-up cells, then the single cell under
-*Resume*. Finished phases are skipped; an interrupted run continues from its last saved state."""),
-    ("code", """# Get the code: attach the repository as a dataset (set REPO_DIR to it), or clone it.
+*Resume*. Finished phases are skipped; an interrupted run continues from its last saved state.""",
+    ),
+    (
+        "code",
+        """# Get the code: attach the repository as a dataset (set REPO_DIR to it), or clone it.
 import os
+
 REPO_URL = ""  # the glacier repository's git URL, if it is not attached as a dataset
 REPO_DIR = os.environ.get("REPO_DIR", "/kaggle/working/glacier")
 if not os.path.isdir(REPO_DIR):
     assert REPO_URL, "set REPO_URL, or attach the repository as a dataset and set REPO_DIR to it"
     !git clone --depth 1 {REPO_URL} {REPO_DIR}
-%cd {REPO_DIR}"""),
-    ("code", """# Optional: Hub credentials from Kaggle secrets (nothing is pushed without them).
+%cd {REPO_DIR}""",
+    ),
+    (
+        "code",
+        """# Optional: Hub credentials from Kaggle secrets (nothing is pushed without them).
 try:
     from kaggle_secrets import UserSecretsClient
+
     secrets = UserSecretsClient()
     os.environ["HF_TOKEN"] = secrets.get_secret("HF_TOKEN")
     os.environ["HF_REPO"] = secrets.get_secret("HF_REPO")
 except Exception as exc:  # no secrets attached: runs stay in /kaggle/working
-    print("Hub push disabled:", exc)"""),
-    ("markdown", """## Set up
+    print("Hub push disabled:", exc)""",
+    ),
+    (
+        "markdown",
+        """## Set up
 Installs glacier without replacing the notebook's CUDA build of torch, and links the inputs
 under `/kaggle/working/data` (`competition/`, `hkh/`). Paths are variables: override e.g.
-`COMPETITION_SRC=/kaggle/input/x/Train` in the environment."""),
+`COMPETITION_SRC=/kaggle/input/x/Train` in the environment.""",
+    ),
     ("code", "!bash scripts/kaggle_setup.sh"),
-    ("markdown", """## 1. Preprocess
-Tiles, band statistics and image-level folds, written once to `/kaggle/working/prepared`."""),
+    (
+        "markdown",
+        """## 1. Preprocess
+Tiles, band statistics and image-level folds, written once to `/kaggle/working/prepared`.""",
+    ),
     ("code", "!bash scripts/01_preprocess.sh"),
-    ("markdown", """## 2. Pretrain on HKH
+    (
+        "markdown",
+        """## 2. Pretrain on HKH
 `training.max_hours` in the `*_kaggle` presets stops cleanly with a saved state before the
-12-hour limit."""),
+12-hour limit.""",
+    ),
     ("code", "!bash scripts/02_pretrain.sh"),
-    ("markdown", "## 3. Fine-tune, 5-fold cross-validation\nThe CV table is in `runs/competition_finetune/cv_summary.md`."),
+    (
+        "markdown",
+        "## 3. Fine-tune, 5-fold cross-validation\nThe CV table is in `runs/competition_finetune/cv_summary.md`.",
+    ),
     ("code", "!bash scripts/03_finetune_cv.sh\n!cat /kaggle/working/runs/competition_finetune/cv_summary.md"),
     ("markdown", "## 4. Seed ensemble\nSeeds from `ENSEMBLE_SEEDS` (default 42,43,44) x the 5 folds."),
     ("code", "!bash scripts/04_ensemble.sh"),
-    ("markdown", """## 5. Submission
+    (
+        "markdown",
+        """## 5. Submission
 Exports `solution.py` + `model.pth` (at most 300 MB) and runs the exported script the way the
-platform does, comparing its masks with `glacier predict`."""),
+platform does, comparing its masks with `glacier predict`.""",
+    ),
     ("code", "!bash scripts/05_submission.sh\n!ls -la /kaggle/working/submission"),
-    ("markdown", """## Resume (after a session ended)
+    (
+        "markdown",
+        """## Resume (after a session ended)
 One command: restores pushed phases from the Hub (if `HF_REPO` is set), then reruns every
-phase; finished work is skipped and interrupted runs continue from their latest state."""),
+phase; finished work is skipped and interrupted runs continue from their latest state.""",
+    ),
     ("code", "!bash scripts/resume.sh"),
 ]
 
