@@ -199,3 +199,18 @@ def test_albumentations_backend_is_seeded_spatial_and_keeps_image_and_mask_align
         assert np.isclose(out_image[1][labelled].max(), 40.0, atol=1e-3)
     assert saw_fill, "the affine warp never ran in 12 samples (p=0.3)"
     assert build_augmentation(False, "albumentations") is None
+
+
+@pytest.mark.parametrize("turns", range(4))
+@pytest.mark.parametrize("flip", [False, True])
+def test_fast_dihedral_equals_numpy_rot90_and_flip(turns, flip):
+    from glacier.data.augment import _dihedral
+
+    rng = np.random.default_rng(turns)
+    for stack in (
+        rng.normal(size=(3, 7, 9)).astype(np.float32),
+        rng.integers(0, 4, (1, 7, 9)).astype(np.uint8),
+    ):
+        expected = np.rot90(stack, turns, axes=(1, 2))
+        expected = expected[:, :, ::-1] if flip else expected
+        assert np.array_equal(_dihedral(stack, turns, flip), expected)
