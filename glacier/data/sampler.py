@@ -84,7 +84,25 @@ def expected_shares(class_counts: np.ndarray, probabilities: np.ndarray) -> np.n
     return drawn / drawn.sum()
 
 
-class BalancedTileSampler(Sampler[int]):
+class _EpochSampler(Sampler[int]):
+    """Draws that depend only on (seed, epoch): the same on every process, so Accelerate's
+    batch-sampler sharding hands each process its own part of one epoch."""
+
+    num_samples: int
+    seed: int
+    epoch: int
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch])
+
+
+class BalancedTileSampler(_EpochSampler):
     """Draws ``num_samples`` tile positions so that class shares of drawn pixels approach a target.
 
     A tile with expected count e = num_samples * p appears floor(e) times plus once more
@@ -117,14 +135,8 @@ class BalancedTileSampler(Sampler[int]):
         shares = expected_shares(self.class_counts, self.probabilities)
         return {name: float(s) for name, s in zip(CLASS_NAMES, shares, strict=True)}
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.num_samples
-
     def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = self._rng()
         expected = self.num_samples * self.probabilities
         base = np.floor(expected).astype(np.int64)
         residual = expected - base
@@ -139,7 +151,7 @@ class BalancedTileSampler(Sampler[int]):
         return iter(picks[: self.num_samples].tolist())
 
 
-class UniformTileSampler(Sampler[int]):
+class UniformTileSampler(_EpochSampler):
     """Each tile once per epoch in a (seed, epoch)-determined order; ``num_samples`` beyond N repeats."""
 
     def __init__(self, num_tiles: int, num_samples: int | None = None, seed: int = 0) -> None:
@@ -150,14 +162,8 @@ class UniformTileSampler(Sampler[int]):
         self.seed = int(seed)
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.num_samples
-
     def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = self._rng()
         rounds = -(-self.num_samples // self.num_tiles)
         order = np.concatenate([rng.permutation(self.num_tiles) for _ in range(rounds)])
         return iter(order[: self.num_samples].tolist())
