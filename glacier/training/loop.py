@@ -631,12 +631,9 @@ def _best_model(run: _Run, last_metrics: dict[str, Any]) -> tuple[Path | None, d
 
 
 def _read_model_metrics(folder: Path) -> dict[str, Any]:
-    import json
+    from glacier.model_meta import is_model_folder, read_model_meta
 
-    config = folder / "config.json"
-    if not config.is_file():
-        return {}
-    return json.loads(config.read_text(encoding="utf-8")).get("metrics", {})
+    return read_model_meta(folder).metrics if is_model_folder(folder) else {}
 
 
 __all__ = ["RunResult", "StepOutput", "fit", "train_step", "validate", "all_finite", "pad_to_stride"]
