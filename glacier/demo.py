@@ -192,7 +192,12 @@ class DemoContext:
     def config(self, preset: str, **dotted: Any) -> GlacierConfig:
         """The size's preset with the demo's epochs, crop and sampling applied."""
         cfg = load_config(preset, seed=self.seed, batch_size=self.size.batch_size)
-        overrides: dict[str, Any] = {"data.crop_size": self.size.crop_size, "data.num_workers": 0}
+        # One resumable state per run is enough for a demo: it keeps ~20 runs' disk use small.
+        overrides: dict[str, Any] = {
+            "data.crop_size": self.size.crop_size,
+            "data.num_workers": 0,
+            "checkpoints.keep_last": 1,
+        }
         if self.size.samples_per_epoch is not None:
             overrides["training.sampler.samples_per_epoch"] = self.size.samples_per_epoch
         overrides.update(dotted)
