@@ -223,7 +223,7 @@ def _self_check(
             "check_tiles": len(run["masks"]),
             "tile_ids": sorted(run["masks"]),
             **comparison,
-            **selfcheck.timing_summary(run, len(run["masks"])),
+            **selfcheck.time_solution(stage, band_folders, predictor.members[0][1]),
         }
         if package["weights_dtype"] == "float16":
             # What storing fp16 costs against the full-precision model (information, not a failure).
