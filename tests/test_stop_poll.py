@@ -10,7 +10,7 @@ import torch
 from test_multiprocess_training import launch
 from training_data import prepared_competition
 
-from glacier.training.checkpoints import CheckpointManager
+from glacier.artifacts.run import RunFolder
 from glacier.training.signals import StopPoll, StopRequest
 
 WORKER = Path(__file__).with_name("training_sigterm_worker.py")
@@ -60,6 +60,6 @@ def test_sigterm_on_one_of_two_processes_stops_both_at_the_same_step(prep, tmp_p
     assert [r["epochs_run"] for r in results] == [0, 0]
     assert results[1]["stopped_reason"] == "SIGTERM"
     # The signal came after step 2; with log_every=3 both processes checked after step 3.
-    state = CheckpointManager(run / "states", 2).latest()
+    state = RunFolder(run).latest_state()
     assert state.name == "state_000003"
     assert json.loads((state / "trainer_state.json").read_text())["batch_in_epoch"] == 3
