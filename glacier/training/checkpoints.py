@@ -76,17 +76,19 @@ class EpochEnd:
 class StopPolicy:
     """The checkpoint and stop rules (module docstring), asked once per step and per epoch.
 
-    policy = StopPolicy(cfg, accelerator)
-    policy.resume(run_folder, state_path, schedule)     # a resumed run only
-    with policy:                                        # SIGTERM/SIGINT now set a flag
-        for epoch in policy.epochs():
-            sums = policy.epoch_sums()
-            for batch in policy.batches(loader, epoch):
-                ...                                     # one training step
-                if policy.after_step(out): break
-            if policy.stopped_mid_epoch: policy.save_state(...); break
-            ...                                         # validate, record
-            end = policy.end_epoch(epoch, val_mcc)
+    ``fit`` uses it like this:
+
+        policy = StopPolicy(cfg, accelerator)
+        policy.resume(run_folder, state_path, schedule)     # a resumed run only
+        with policy:                                        # SIGTERM/SIGINT now set a flag
+            for epoch in policy.epochs():
+                sums = policy.epoch_sums()
+                for batch in policy.batches(loader, epoch):
+                    ...                                     # one training step
+                    if policy.after_step(out): break
+                if policy.stopped_mid_epoch: policy.save_state(...); break
+                ...                                         # validate, record
+                end = policy.end_epoch(epoch, val_mcc)  # then best/, a state, a stop
     """
 
     def __init__(self, cfg: GlacierConfig, accelerator, clock=time.monotonic) -> None:
