@@ -298,7 +298,9 @@ def setup(
     train_loader, val_loader, epoch_aware = build_loaders(
         cfg, data.prepared, data.bands, data.stats, data.train_idx, data.val_idx
     )
-    loss_fn = CombinedLoss(cfg.training.loss, num_classes=data.num_classes, ignore_index=IGNORE_INDEX)
+    loss_fn = CombinedLoss(
+        **cfg.training.loss.model_dump(), num_classes=data.num_classes, ignore_index=IGNORE_INDEX
+    )
     stride = model.stride  # before `prepare`: a DDP wrapper does not have it
 
     model, optimizer, train_loader, val_loader = _prepare(
