@@ -259,15 +259,13 @@ def preset_names() -> list[str]:
 
 def resolve_config_path(config: str | Path) -> Path:
     """A packaged preset name or a YAML path -> an existing file."""
-    path = Path(config)
-    if path.is_file():
-        return path
-    preset = PRESET_DIR / f"{config}.yaml"
-    if preset.is_file():
-        return preset
-    raise ConfigError(
-        f"config {str(config)!r} is neither a file nor a packaged config; packaged configs: {', '.join(preset_names())}"
-    )
+    path = _config_file(config)
+    if path is None:
+        raise ConfigError(
+            f"config {str(config)!r} is neither a file nor a packaged config; "
+            f"packaged configs: {', '.join(preset_names())}"
+        )
+    return path
 
 
 def preset_chain(config: str | Path) -> list[Path]:
@@ -328,16 +326,21 @@ def _resolve_base(path: Path, base: Any) -> Path:
     """A preset's ``base``: a file relative to the preset, else a packaged preset name."""
     if not isinstance(base, str) or not base.strip():
         raise ConfigError(f"{path}: {BASE_KEY} must be a packaged preset name or a YAML path, got {base!r}")
-    beside = path.parent / base
-    if beside.is_file():
-        return beside
-    packaged = PRESET_DIR / f"{base}.yaml"
-    if packaged.is_file():
-        return packaged
-    raise ConfigError(
-        f"{path}: {BASE_KEY} {base!r} is neither a file ({beside}) nor a packaged preset "
-        f"({', '.join(preset_names())})"
-    )
+    found = _config_file(base, beside=path.parent)
+    if found is None:
+        raise ConfigError(
+            f"{path}: {BASE_KEY} {base!r} is neither a file ({path.parent / base}) nor a packaged preset "
+            f"({', '.join(preset_names())})"
+        )
+    return found
+
+
+def _config_file(config: str | Path, beside: Path = Path()) -> Path | None:
+    """``config`` as a file (relative to ``beside``), else as a packaged preset name."""
+    for path in (beside / config, PRESET_DIR / f"{config}.yaml"):
+        if path.is_file():
+            return path
+    return None
 
 
 # -------------------------------------------------------------------- overrides, flags

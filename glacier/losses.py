@@ -205,7 +205,6 @@ class CombinedLoss(nn.Module):
         self.boundary_ramp = boundary_ramp
         self.boundary_ramp_epochs = boundary_ramp_epochs
         self.focal_gamma = focal_gamma
-        self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.register_buffer(
             "class_weights",

@@ -39,6 +39,10 @@ def test_accepts_the_parent_folder_and_a_band_subset(tmp_path):
     scenes = CompetitionScenes(tmp_path, require_labels=True, band_folders=["Band4", "Band1"])
     assert scenes.root == tmp_path / "Train" and scenes[0]["image"].shape[0] == 2
     assert [p.parent.name for p in scenes.scenes[0].band_paths] == ["Band4", "Band1"]
+    assert (scenes.bands, scenes.sensor_bands) == (("swir1", "blue"), ("B6", "B2"))
+    shutil.copytree(tmp_path / "Train" / "Band5", tmp_path / "Train" / "Band6")
+    with pytest.raises(DataError, match="Band6 is not a competition band folder"):
+        _ = CompetitionScenes(tmp_path).bands
 
 
 def test_phase1_names_pair_by_tile_id(tmp_path):

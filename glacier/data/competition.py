@@ -27,7 +27,9 @@ from glacier.data.sources import ImageRecord, ImageSource
 from glacier.data.tiling import ignore_no_data
 from glacier.domain import (
     COMPETITION_BAND_FOLDERS,
+    COMPETITION_BANDS,
     COMPETITION_LABEL_FOLDERS,
+    COMPETITION_SENSOR_BANDS,
     encoded_to_index,
     tile_id_from_name,
 )
@@ -51,6 +53,7 @@ class CompetitionScenes(ImageSource):
     ``require_labels`` every image needs a label in ``labels/`` (or phase 1's ``label/``).
     """
 
+    dataset = "competition"
     band_folder_pattern = re.compile(r"^band(\d+)$", re.IGNORECASE)
     label_folders = COMPETITION_LABEL_FOLDERS
     suffixes = (".tif", ".tiff")
@@ -75,6 +78,23 @@ class CompetitionScenes(ImageSource):
 
     def __len__(self) -> int:
         return len(self.scenes)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(COMPETITION_BANDS[i] for i in self._folder_positions())
+
+    @property
+    def sensor_bands(self) -> tuple[str, ...]:
+        return tuple(COMPETITION_SENSOR_BANDS[i] for i in self._folder_positions())
+
+    def _folder_positions(self) -> list[int]:
+        unknown = [n for n in self.band_folders if n not in COMPETITION_BAND_FOLDERS]
+        if unknown:
+            raise DataError(
+                f"{self.root}: {', '.join(unknown)} is not a competition band folder "
+                f"({', '.join(COMPETITION_BAND_FOLDERS)}), so its band is unknown; move it out of this folder"
+            )
+        return [COMPETITION_BAND_FOLDERS.index(n) for n in self.band_folders]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         scene = self.scenes[index]

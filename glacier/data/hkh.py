@@ -26,7 +26,7 @@ from rasterio.windows import transform as window_transform
 from glacier.data.polygons import SceneLabels, read_polygons
 from glacier.data.sources import ImageRecord, ImageSource
 from glacier.data.tiling import pad_image, pad_mask, tile_offsets
-from glacier.domain import HKH_BANDS, HKH_DEFAULT_BANDS, IGNORE_INDEX, canonical_band
+from glacier.domain import HKH_BANDS, HKH_DEFAULT_BANDS, HKH_SENSOR_BANDS, IGNORE_INDEX, canonical_band
 from glacier.errors import DataError
 
 CLEAN, DEBRIS = 1, 2  # class indices burnt from the two label layers (glacier.domain.CLASS_NAMES)
@@ -35,6 +35,7 @@ CLEAN, DEBRIS = 1, 2  # class indices burnt from the two label layers (glacier.d
 def open_hkh(src: str | Path, bands: tuple[str, ...] = HKH_DEFAULT_BANDS) -> HkhSlices | HkhScenes:
     """The HKH source in ``src``: ``glacier_data/``, its ``slices/`` (or a ``splits/<name>/``)
     folder, or raw scenes (``raster_data/`` + ``vector_data/``)."""
+    band_indices(bands, HKH_BANDS, "HKH")  # a band HKH does not have fails before any reading
     src = Path(src)
     if not src.is_dir():
         raise DataError(f"{src}: folder not found (expected HKH glacier_data/, its slices/, or raw scenes)")
@@ -73,6 +74,15 @@ def slice_mask_to_classes(mask: np.ndarray, one_hot: bool = False, source: str =
     return out
 
 
+class _HkhSource(ImageSource):
+    dataset = "hkh"
+    bands: tuple[str, ...]
+
+    @property
+    def sensor_bands(self) -> tuple[str, ...]:
+        return tuple(HKH_SENSOR_BANDS[HKH_BANDS.index(b)] for b in self.bands)
+
+
 # ------------------------------------------------------------------------------ slices
 @dataclass(frozen=True)
 class SlicePair:
@@ -83,7 +93,7 @@ class SlicePair:
     slice_id: str
 
 
-class HkhSlices(ImageSource):
+class HkhSlices(_HkhSource):
     """LILA slices: ``slice_{S}_img_{N}.npy`` float32 (H, W, 15) channel-last, with
     ``slice_{S}_mask_{N}.npy`` uint8 (H, W, 3); masks in the archive's
     ``splits/{train,dev,test}/`` folders are one-hot (clean, debris, background)."""
@@ -176,7 +186,7 @@ def scene_band_names(path: Path, descriptions: tuple[str | None, ...]) -> tuple[
     return tuple(canonical_band(d, sensor="L7") for d in descriptions)
 
 
-class HkhScenes(ImageSource):
+class HkhScenes(_HkhSource):
     """Raw HKH scenes: ``raster_data/*.tif`` (15 bands named by their descriptions) with label
     polygons ``vector_data/clean.*`` and ``debris.*`` (GeoJSON, or shapefiles through pyshp)
     in any CRS, reprojected and rasterised on each scene's grid.

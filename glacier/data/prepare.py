@@ -27,18 +27,14 @@ from glacier.atomic import atomic_dir
 from glacier.data import prepared_format as fmt
 from glacier.data.competition import CompetitionScenes
 from glacier.data.folds import GroupFolds, group_folds
-from glacier.data.hkh import band_indices, open_hkh
+from glacier.data.hkh import open_hkh
 from glacier.data.sources import ImageRecord, ImageSource
 from glacier.data.stats import RunningBandStats
 from glacier.data.tiling import effective_tile_size, tile_offsets
 from glacier.domain import (
     CLASS_NAMES,
     CLASS_VALUES,
-    COMPETITION_BANDS,
-    COMPETITION_SENSOR_BANDS,
-    HKH_BANDS,
     HKH_DEFAULT_BANDS,
-    HKH_SENSOR_BANDS,
     IGNORE_INDEX,
     NUM_CLASSES,
     resolve_bands,
@@ -102,16 +98,7 @@ def prepare_competition(
     src: str | Path, out: str | Path, options: PrepareOptions = PrepareOptions(), progress: bool = True
 ) -> PrepareSummary:
     """Preprocess a competition Train/ folder (or the unpacked zip holding it) into ``out``."""
-    return write_prepared(
-        out,
-        CompetitionScenes(src, require_labels=True),
-        dataset="competition",
-        source=src,
-        bands=COMPETITION_BANDS,
-        sensor_bands=COMPETITION_SENSOR_BANDS,
-        options=options,
-        progress=progress,
-    )
+    return write_prepared(out, CompetitionScenes(src, require_labels=True), src, options, progress)
 
 
 def prepare_hkh(
@@ -123,18 +110,7 @@ def prepare_hkh(
 ) -> PrepareSummary:
     """Preprocess HKH slices or raw scenes into ``out``, keeping ``bands`` (names, default the five matched)."""
     chosen = resolve_bands(bands, sensor="L7") if bands else HKH_DEFAULT_BANDS
-    band_indices(chosen, HKH_BANDS, "HKH")  # a band HKH does not have fails before any reading
-    sensor = tuple(HKH_SENSOR_BANDS[HKH_BANDS.index(b)] for b in chosen)
-    return write_prepared(
-        out,
-        open_hkh(src, chosen),
-        dataset="hkh",
-        source=src,
-        bands=chosen,
-        sensor_bands=sensor,
-        options=options,
-        progress=progress,
-    )
+    return write_prepared(out, open_hkh(src, chosen), src, options, progress)
 
 
 def _check_output(out: Path) -> None:
@@ -181,17 +157,15 @@ class _Kept:
 def write_prepared(
     out: str | Path,
     images: ImageSource,
-    *,
-    dataset: str,
     source: str | Path,
-    bands: tuple[str, ...],
-    sensor_bands: tuple[str, ...],
-    options: PrepareOptions,
+    options: PrepareOptions = PrepareOptions(),
     progress: bool = True,
 ) -> PrepareSummary:
-    """Cut ``images`` into tiles and write the prepared dataset to ``out`` (atomically)."""
+    """Cut ``images`` into tiles and write the prepared dataset to ``out`` (atomically);
+    ``source`` is the input folder as the user named it (the manifest records it)."""
     out = Path(out)
     _check_output(out)
+    bands = images.bands
     records = [images.record(i) for i in range(len(images))]
     if not records:
         raise DataError(f"{source}: no images found")
@@ -201,10 +175,10 @@ def write_prepared(
         stats = _write_arrays(tmp, images, kept, bands, tile_size, source, progress)
         class_counts = _ints(kept.image_counts.sum(axis=0))
         text = fmt.manifest_text(
-            dataset=dataset,
+            dataset=images.dataset,
             source=str(Path(source).resolve()),
             bands=list(bands),
-            sensor_bands=list(sensor_bands),
+            sensor_bands=list(images.sensor_bands),
             classes=list(CLASS_NAMES),
             class_values=list(CLASS_VALUES),
             ignore_index=IGNORE_INDEX,

@@ -39,6 +39,13 @@ class ImageRecord:
 class ImageSource(ABC):
     """Images addressed by index 0..len-1, each read as one sample dict."""
 
+    dataset: str
+    """Which dataset this is (``competition``, ``hkh``), as the manifest names it."""
+    bands: tuple[str, ...]
+    """Canonical names of the image channels, in order."""
+    sensor_bands: tuple[str, ...]
+    """The sensor's names of the same channels (Landsat 8/9 for the competition, 7 for HKH)."""
+
     @abstractmethod
     def __len__(self) -> int: ...
 
