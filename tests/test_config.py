@@ -146,28 +146,35 @@ def test_a_chain_of_bases_merges_sections_key_by_key(tmp_path):
     assert load_config(tmp_path / "run" / "config.yaml") == cfg
 
 
-def test_base_errors_name_the_file(tmp_path):
-    (tmp_path / "a.yaml").write_text("base: b.yaml\nname: a\n")
-    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
-    with pytest.raises(ConfigError, match=r"b.yaml: presets inherit in a cycle: a.yaml -> b.yaml -> a.yaml"):
-        load_config(tmp_path / "a.yaml")
-    (tmp_path / "self.yaml").write_text("base: self.yaml\n")
-    with pytest.raises(ConfigError, match="cycle"):
-        load_config(tmp_path / "self.yaml")
-    (tmp_path / "child.yaml").write_text("base: parent.yaml\ntraining: {epochs: 3}\n")
-    (tmp_path / "parent.yaml").write_text("base: tiny\ntraining: {epochz: 3}\n")
-    with pytest.raises(ConfigError, match=r"parent.yaml: invalid config: unknown key 'training.epochz'"):
-        load_config(tmp_path / "child.yaml")
-    (tmp_path / "parent.yaml").write_text("base: tiny\ntraining: {batch_size: many}\n")
-    with pytest.raises(ConfigError, match=r"parent.yaml: invalid config: training.batch_size") as err:
-        load_config(tmp_path / "child.yaml", ["training.epochs=4"])
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (
+            {"a.yaml": "base: b.yaml\nname: a\n", "b.yaml": "base: a.yaml\n"},
+            r"b.yaml: presets inherit in a cycle: a.yaml -> b.yaml -> a.yaml",
+        ),
+        ({"a.yaml": "base: a.yaml\n"}, r"a.yaml: presets inherit in a cycle: a.yaml -> a.yaml"),
+        (
+            {
+                "a.yaml": "base: parent.yaml\ntraining: {epochs: 3}\n",
+                "parent.yaml": "training: {epochz: 3}\n",
+            },
+            r"parent.yaml: invalid config: unknown key 'training.epochz'",
+        ),
+        (
+            {"a.yaml": "base: parent.yaml\n", "parent.yaml": "base: tiny\ntraining: {batch_size: many}\n"},
+            r"parent.yaml: invalid config: training.batch_size",
+        ),
+        ({"a.yaml": "base: no_such_preset\n"}, r"a.yaml: base 'no_such_preset' is neither a file"),
+        ({"a.yaml": "training: {base: tiny}\n"}, r"a.yaml: invalid config: unknown key 'training.base'"),
+    ],
+)
+def test_base_errors_name_the_file_where_they_are(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(tmp_path / "a.yaml", ["training.epochs=4"])
     assert "--set" not in str(err.value)
-    (tmp_path / "orphan.yaml").write_text("base: no_such_preset\n")
-    with pytest.raises(ConfigError, match=r"orphan.yaml: base 'no_such_preset' is neither a file"):
-        load_config(tmp_path / "orphan.yaml")
-    (tmp_path / "nested.yaml").write_text("training: {base: tiny}\n")
-    with pytest.raises(ConfigError, match="unknown key 'training.base'"):
-        load_config(tmp_path / "nested.yaml")
 
 
 def test_a_bad_set_is_blamed_on_the_set_not_the_preset():

@@ -152,25 +152,18 @@ def test_ignore_pixels_change_neither_loss_nor_gradient(name):
 
 
 def test_boundary_target_marks_class_edges_not_ignore_edges():
-    target = torch.tensor(
-        [
-            [0, 0, 0, 1, 1, 1],
-            [0, 0, 0, 1, 1, 1],
-            [0, 0, 0, 1, 1, 1],
-            [255, 255, 0, 0, 0, 0],
-            [0, 0, 0, 0, 0, 0],
-        ]
-    ).unsqueeze(0)
+    # mask (255 = ignore)    | expected boundary
+    table = """
+    0   0   0 1 1 1          | 0 0 1 1 0 0
+    0   0   0 1 1 1          | 0 0 1 1 0 0
+    0   0   0 1 1 1          | 0 0 1 1 1 1
+    255 255 0 0 0 0          | 0 0 1 1 1 1
+    0   0   0 0 0 0          | 0 0 0 0 0 0
+    """
+    rows = [line.split("|") for line in table.strip().splitlines()]
+    target = torch.tensor([[int(v) for v in mask.split()] for mask, _ in rows]).unsqueeze(0)
+    expected = torch.tensor([[float(v) for v in edge.split()] for _, edge in rows])
     edges, valid = boundary_target(target)
-    expected = torch.tensor(
-        [
-            [0, 0, 1, 1, 0, 0],
-            [0, 0, 1, 1, 0, 0],
-            [0, 0, 1, 1, 1, 1],
-            [0, 0, 1, 1, 1, 1],
-            [0, 0, 0, 0, 0, 0],
-        ]
-    ).float()
     torch.testing.assert_close(edges[0, 0], expected)
     assert valid[0, 0, 3, :2].sum() == 0
 
