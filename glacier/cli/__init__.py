@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import sys
 
+import click
 import typer
 
 from glacier.errors import GlacierError
-
-# The base of the usage errors ("No such option", "Missing argument"): click's own class
-# while typer runs on click, the class of typer's private copy of click in later releases
-# (typer 0.29 has no dependency on click). typer.BadParameter derives from it in both.
-USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 app = typer.Typer(
     name="glacier",
@@ -46,23 +42,19 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI with ``argv`` (default: sys.argv[1:]) and exit with its status."""
     _register_commands()
     try:
-        status = app(args=argv, prog_name="glacier", standalone_mode=False)
+        app(args=argv, prog_name="glacier", standalone_mode=False)
     except GlacierError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(1)
-    except typer.Exit as exc:
+    except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except click.exceptions.Abort:
         typer.secho("aborted", err=True)
         sys.exit(130)
-    except USAGE_ERROR as exc:
+    except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         sys.exit(130)
-    # Without standalone mode an exit code comes back as the return value (--help: 0; a
-    # Ctrl-C under typer 0.29, which turns it into exit code 130 itself).
-    if status == 130:
-        typer.secho("interrupted", err=True)
-    sys.exit(status if isinstance(status, int) else 0)
+    sys.exit(0)
