@@ -75,6 +75,7 @@ def changed(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write (or with --check, compare) the constraints file; the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("constraints", type=Path, help="the pip constraints file")
     parser.add_argument("--check", action="store_true", help="compare, do not write")

@@ -169,7 +169,7 @@ def _wheel_requiring(tmp_path: Path, requirement: str) -> Path:
 
 
 def test_setup_from_a_writable_clone_installs_editable(notebook, tmp_path):
-    repo = tmp_path / "glacier"
+    repo = tmp_path / "working" / "glacier"  # as a clone in /kaggle/working (not beside the cwd)
     shutil.copytree(REPO_ROOT, repo, ignore=NOT_COPIED, symlinks=True)
     before = _torch_stack(notebook, tmp_path)
     env = _env(notebook, KAGGLE_INPUT=str(tmp_path / "input"), WORK_DIR=str(tmp_path / "working"))
