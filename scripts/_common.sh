@@ -10,6 +10,9 @@ WORK_DIR="${WORK_DIR:-/kaggle/working}"
 DATA_DIR="${DATA_DIR:-$WORK_DIR/data}"
 PREP_DIR="${PREP_DIR:-$WORK_DIR/prepared}"
 RUNS_DIR="${RUNS_DIR:-$WORK_DIR/runs}"
+# pip constraints pinning the notebook's torch stack (written by kaggle_setup.sh); pass it to
+# any later install too: pip install -c "$PIP_CONSTRAINTS" PACKAGE
+PIP_CONSTRAINTS="${PIP_CONSTRAINTS:-$WORK_DIR/pip-constraints.txt}"
 ACCELERATE_CONFIG="${ACCELERATE_CONFIG:-$REPO_DIR/accelerate_configs/kaggle_2xT4.yaml}"
 PRETRAIN_CONFIG="${PRETRAIN_CONFIG:-hkh_pretrain_kaggle}"
 FINETUNE_CONFIG="${FINETUNE_CONFIG:-competition_finetune_kaggle}"

@@ -1,54 +1,36 @@
 #!/usr/bin/env bash
-# Install glacier into the notebook's Python and organise the input data under $DATA_DIR.
+# Install glacier into the notebook's Python, then link the input data under $DATA_DIR
+# (scripts/link_inputs.sh).
 #   bash scripts/kaggle_setup.sh
-# Environment (all optional): KAGGLE_INPUT, WORK_DIR, DATA_DIR, COMPETITION_SRC, HKH_SRC.
-# The notebook's CUDA build of torch is kept: requirements.txt has lower bounds only, and
-# torch is filtered out of the install so pip can never replace it.
+# Environment (all optional): KAGGLE_INPUT, WORK_DIR, DATA_DIR, COMPETITION_SRC, HKH_SRC,
+# PIP_CONSTRAINTS.
+# The notebook's torch stack is kept: its installed versions are pinned in $PIP_CONSTRAINTS
+# first, so no dependency can replace them (pip keeps them or stops with an error), and
+# checked again after the install. A read-only repository (a Kaggle dataset) is installed
+# from a writable copy; a writable one (a clone) is installed editable.
 set -euo pipefail
 # shellcheck source=scripts/_common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
-log "installing glacier (keeping the notebook's torch $(python -c 'import torch; print(torch.__version__)' 2>/dev/null || echo 'not installed'))"
-grep -viE '^\s*(torch|torchvision)\b' requirements.txt > "$WORK_DIR/.requirements-no-torch.txt"
-pip install -q -r "$WORK_DIR/.requirements-no-torch.txt"
-pip install -q -e . --no-deps
+# pip writes glacier.egg-info next to pyproject.toml: a read-only tree is copied first.
+install_glacier() {
+  if [ -w "$REPO_DIR" ]; then
+    log "installing glacier from $REPO_DIR (editable)"
+    pip install -q -c "$PIP_CONSTRAINTS" -e "$REPO_DIR"
+    return
+  fi
+  copy="$(mktemp -d)"
+  trap 'rm -rf "$copy"' EXIT
+  log "$REPO_DIR is read-only: installing glacier from a copy in $copy"
+  tar -C "$REPO_DIR" --exclude=.git -cf - . | tar -C "$copy" -xf -
+  chmod -R u+w "$copy"  # the copy keeps the dataset's read-only modes
+  pip install -q -c "$PIP_CONSTRAINTS" "$copy"
+}
+
+python "$REPO_DIR/scripts/pin_preinstalled.py" "$PIP_CONSTRAINTS"
+install_glacier
+python "$REPO_DIR/scripts/pin_preinstalled.py" --check "$PIP_CONSTRAINTS"
 glacier --help > /dev/null
+echo "glacier installed; the pinned torch stack is unchanged"
 
-mkdir -p "$DATA_DIR"
-
-# ---- competition data: a Train/ folder, or train2.zip, anywhere under KAGGLE_INPUT
-find_first() { find "$KAGGLE_INPUT" -maxdepth 5 "$@" -print -quit 2>/dev/null; }
-if [ -z "${COMPETITION_SRC:-}" ]; then
-  train_dir="$(find_first -type d -name Train)"
-  train_zip="$(find_first -type f -name 'train2.zip')"
-  if [ -n "$train_dir" ]; then
-    COMPETITION_SRC="$train_dir"
-  elif [ -n "$train_zip" ]; then
-    log "unzipping $train_zip -> $DATA_DIR"
-    unzip -q -o "$train_zip" -d "$DATA_DIR"
-    COMPETITION_SRC="$(find "$DATA_DIR" -maxdepth 3 -type d -name Train -print -quit)"
-  fi
-fi
-if [ -n "${COMPETITION_SRC:-}" ]; then
-  ln -sfn "$COMPETITION_SRC" "$DATA_DIR/competition"
-  echo "competition data: $COMPETITION_SRC -> $DATA_DIR/competition"
-else
-  echo "competition data: no Train/ or train2.zip under $KAGGLE_INPUT (add the dataset, or set COMPETITION_SRC)" >&2
-fi
-
-# ---- HKH: raw scenes (raster_data/ + vector_data/) or LILA slices/ under KAGGLE_INPUT
-if [ -z "${HKH_SRC:-}" ]; then
-  raster="$(find_first -type d -name raster_data)"
-  slices="$(find_first -type d -name slices)"
-  if [ -n "$raster" ]; then
-    HKH_SRC="$(dirname "$raster")"
-  elif [ -n "$slices" ]; then
-    HKH_SRC="$slices"
-  fi
-fi
-if [ -n "${HKH_SRC:-}" ]; then
-  ln -sfn "$HKH_SRC" "$DATA_DIR/hkh"
-  echo "HKH data: $HKH_SRC -> $DATA_DIR/hkh"
-else
-  echo "HKH data: no raster_data/ or slices/ under $KAGGLE_INPUT (pretraining needs it; or set HKH_SRC)" >&2
-fi
+bash "$REPO_DIR/scripts/link_inputs.sh"

@@ -25,7 +25,8 @@ run with `accelerate launch` on both GPUs (`accelerate_configs/kaggle_2xT4.yaml`
 
 **Before running:** Settings -> Accelerator: *GPU T4 x2*; Internet: on (for `pip`); add the
 competition data (`train2.zip` or `Train/`) and the HKH data (raw scenes `raster_data/` +
-`vector_data/`, or `slices/`) as inputs. Optional: add Kaggle secrets `HF_TOKEN` and
+`vector_data/`, or `slices/`) as inputs (where to get them: `docs/kaggle.md`), and the
+repository itself as a dataset, or set `REPO_URL` below to clone it. Optional: add Kaggle secrets `HF_TOKEN` and
 `HF_REPO` so every phase is pushed to the Hugging Face Hub when it ends.
 
 **If the session ends:** start a new one, run the set-up cells, then the single cell under
@@ -33,14 +34,21 @@ competition data (`train2.zip` or `Train/`) and the HKH data (raw scenes `raster
     ),
     (
         "code",
-        """# Get the code: attach the repository as a dataset (set REPO_DIR to it), or clone it.
+        """# Get the code: attach the repository as a dataset (found below), or clone it.
+import glob
 import os
 
 REPO_URL = ""  # the glacier repository's git URL, if it is not attached as a dataset
-REPO_DIR = os.environ.get("REPO_DIR", "/kaggle/working/glacier")
+attached = sorted(
+    os.path.dirname(os.path.dirname(p))
+    for depth in ("*", "*/*", "*/*/*")
+    for p in glob.glob(f"/kaggle/input/{depth}/scripts/kaggle_setup.sh")
+)
+REPO_DIR = os.environ.get("REPO_DIR") or (attached[0] if attached else "/kaggle/working/glacier")
 if not os.path.isdir(REPO_DIR):
-    assert REPO_URL, "set REPO_URL, or attach the repository as a dataset and set REPO_DIR to it"
+    assert REPO_URL, "set REPO_URL, or attach the repository as a dataset (or set REPO_DIR to it)"
     !git clone --depth 1 {REPO_URL} {REPO_DIR}
+print("repository:", REPO_DIR)
 %cd {REPO_DIR}""",
     ),
     (
@@ -58,9 +66,12 @@ except Exception as exc:  # no secrets attached: runs stay in /kaggle/working
     (
         "markdown",
         """## Set up
-Installs glacier without replacing the notebook's CUDA build of torch, and links the inputs
-under `/kaggle/working/data` (`competition/`, `hkh/`). Paths are variables: override e.g.
-`COMPETITION_SRC=/kaggle/input/x/Train` in the environment.""",
+Pins the notebook's torch, torchvision and torchaudio in `/kaggle/working/pip-constraints.txt`
+so no dependency can replace them, installs glacier (from a copy when the repository is a
+read-only dataset, editable when it is a clone), and links the inputs under
+`/kaggle/working/data` (`competition/`, `hkh/`). Paths are variables: override e.g.
+`COMPETITION_SRC=/kaggle/input/x/Train` in the environment. For your own installs later, keep
+the pin: `!pip install -c /kaggle/working/pip-constraints.txt PACKAGE`.""",
     ),
     ("code", "!bash scripts/kaggle_setup.sh"),
     (
@@ -72,8 +83,8 @@ Tiles, band statistics and image-level folds, written once to `/kaggle/working/p
     (
         "markdown",
         """## 2. Pretrain on HKH
-`training.max_hours` in the `*_kaggle` presets stops cleanly with a saved state before the
-12-hour limit.""",
+`training.max_hours: 11` in the `*_kaggle` presets stops a run cleanly with a saved state
+after 11 hours of that run (each run starts its own clock).""",
     ),
     ("code", "!bash scripts/02_pretrain.sh"),
     (
@@ -110,9 +121,18 @@ def build() -> dict:
     return {
         "cells": cells,
         "metadata": {
+            # Kaggle's own keys: what a notebook downloaded from Kaggle carries. The inputs
+            # (dataSources) are the user's own datasets, added in the notebook's settings.
+            "kaggle": {
+                "accelerator": "nvidiaTeslaT4",
+                "dataSources": [],
+                "isGpuEnabled": True,
+                "isInternetEnabled": True,
+                "language": "python",
+                "sourceType": "notebook",
+            },
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},
-            "accelerator": "GPU",
         },
         "nbformat": 4,
         "nbformat_minor": 5,

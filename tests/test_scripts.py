@@ -6,6 +6,7 @@ config of the Kaggle scripts' variables (ACCELERATE_CONFIG=accelerate_configs/cp
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -70,6 +71,31 @@ def test_notebook_is_valid_and_calls_the_scripts():
         assert f"bash scripts/{name}" in code, name
     nbformat = pytest.importorskip("nbformat")
     nbformat.validate(nbformat.reads(json.dumps(notebook), as_version=4))
+
+
+def test_notebook_carries_kaggles_metadata_not_colabs():
+    metadata = json.loads((SCRIPTS / "kaggle.ipynb").read_text())["metadata"]
+    assert "accelerator" not in metadata  # Colab's key
+    kaggle = metadata["kaggle"]
+    assert kaggle["accelerator"] == "nvidiaTeslaT4"  # Kaggle's name for "GPU T4 x2"
+    assert kaggle["isGpuEnabled"] is True and kaggle["isInternetEnabled"] is True  # pip needs the network
+    assert kaggle["dataSources"] == [] and kaggle["language"] == "python"
+
+
+def test_notebook_code_is_python_apart_from_shell_and_magic_lines():
+    notebook = json.loads((SCRIPTS / "kaggle.ipynb").read_text())
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        # IPython's "!cmd" and "%magic" lines become "pass" at their indent; the rest must parse.
+        text = "".join(_blank_magic(line) for line in cell["source"])
+        ast.parse(text)
+
+
+def _blank_magic(line: str) -> str:
+    code = line.lstrip()
+    indent = line[: len(line) - len(code)]
+    return f"{indent}pass\n" if code.startswith(("!", "%")) else line.rstrip("\n") + "\n"
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -17,7 +17,8 @@ CONFIG_DIR = REPO_ROOT / "accelerate_configs"
 EXPECTED = {
     # file: (distributed_type, num_processes, mixed_precision, use_cpu)
     "kaggle_2xT4.yaml": ("MULTI_GPU", 2, "fp16", False),
-    "single_gpu.yaml": ("NO", 1, "bf16", False),
+    "single_gpu.yaml": ("NO", 1, "fp16", False),  # T4 and P100 (Kaggle's single GPUs) lack bf16
+    "single_gpu_bf16.yaml": ("NO", 1, "bf16", False),
     "multi_node.yaml": ("MULTI_GPU", 8, "bf16", False),
     "cpu.yaml": ("NO", 1, "no", True),
 }

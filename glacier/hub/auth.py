@@ -2,14 +2,20 @@
 
 The token comes the standard way: ``HF_TOKEN`` or a saved ``hf auth login``, both read by
 huggingface_hub itself; glacier never takes it as an argument, stores it or prints it.
-Every Hub call runs inside ``hub_errors``, which turns huggingface_hub's and httpx's
-exceptions into one ``HubError`` saying which repo, what happened and what to do, with the
-token scrubbed from the message in case a server echoed it.
+Every Hub call runs inside ``hub_errors``, which turns huggingface_hub's exceptions
+(``huggingface_hub.errors``) and network failures into one ``HubError`` saying which repo,
+what happened and what to do, with the token scrubbed from the message in case a server
+echoed it. The Hub client's HTTP transport is never imported: it changed between releases
+(requests, httpx, httpx2), so a network failure is recognised by the socket-level error
+(refused, reset, timed out, unresolved, TLS) in its chain of causes, which every transport
+keeps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
+import ssl
 from collections.abc import Iterator
 
 from glacier.errors import HubError
@@ -45,6 +51,10 @@ def endpoint() -> str:
     return constants.ENDPOINT
 
 
+# Socket-level failures: what requests, httpx and httpx2 errors are raised from.
+_NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError)
+
+
 @contextlib.contextmanager
 def hub_errors(repo_id: str, action: str, *, retry_hint: str = "") -> Iterator[None]:
     """Turn Hub client exceptions raised inside the block into a clear ``HubError``.
@@ -52,11 +62,12 @@ def hub_errors(repo_id: str, action: str, *, retry_hint: str = "") -> Iterator[N
     ``action`` completes "cannot ACTION REPO" (e.g. "push to", "pull"); ``retry_hint``
     is appended to failures worth retrying (network, server errors).
     """
-    import httpx2
     from huggingface_hub import errors as hf
 
     retry = f"; {retry_hint}" if retry_hint else ""
     where = f"cannot {action} {repo_id!r}"
+    # Most specific first: in huggingface_hub the HTTP errors, the offline error and the
+    # "not in the cache" error are all OSErrors too.
     try:
         yield
     except HubError:
@@ -76,26 +87,16 @@ def hub_errors(repo_id: str, action: str, *, retry_hint: str = "") -> Iterator[N
             f"{where}: repo not found on {endpoint()} (or it is private and your token cannot see it); "
             f"check the id (USER/NAME) and {LOGIN_HINT}"
         ) from None
-    except hf.RemoteEntryNotFoundError as exc:
-        raise HubError(f"{where}: a file is missing on the Hub ({redact(_first_line(exc))}){retry}") from None
-    except hf.HfHubHTTPError as exc:
-        raise HubError(_http_message(where, exc, retry)) from None
-    except (
-        httpx2.ConnectError,
-        httpx2.TimeoutException,
-        httpx2.NetworkError,
-        httpx2.RemoteProtocolError,
-    ) as exc:
-        raise HubError(
-            f"{where}: cannot reach the Hub at {endpoint()} ({type(exc).__name__}: {redact(str(exc))}); "
-            f"check the network connection or HF_ENDPOINT{retry}"
-        ) from None
     except hf.LocalEntryNotFoundError as exc:
         # snapshot_download's "not online and not in the cache".
         raise HubError(
             f"{where}: the Hub cannot be reached and the repo is not in the local cache "
             f"({redact(_first_line(exc))}); go online once to pull it{retry}"
         ) from None
+    except hf.EntryNotFoundError as exc:
+        raise HubError(f"{where}: a file is missing on the Hub ({redact(_first_line(exc))}){retry}") from None
+    except hf.HfHubHTTPError as exc:
+        raise HubError(_http_message(where, exc, retry)) from None
     except RuntimeError as exc:
         # huggingface_hub wraps a failed LFS upload in a RuntimeError naming the file.
         cause = exc.__cause__ or exc
@@ -108,6 +109,27 @@ def hub_errors(repo_id: str, action: str, *, retry_hint: str = "") -> Iterator[N
                 f"{where}: the Hub rejected the model card's metadata: {redact(str(exc))}"
             ) from None
         raise
+    except Exception as exc:
+        if network_failure(exc) is not None:
+            raise HubError(
+                f"{where}: cannot reach the Hub at {endpoint()} ({type(exc).__name__}: {redact(str(exc))}); "
+                f"check the network connection or HF_ENDPOINT{retry}"
+            ) from None
+        if isinstance(exc, OSError):
+            raise HubError(f"{where}: {redact(str(exc))}") from None
+        raise
+
+
+def network_failure(exc: BaseException) -> BaseException | None:
+    """The socket-level error behind ``exc`` (``exc`` itself or one of its causes), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _NETWORK_ERRORS):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _http_message(where: str, exc, retry: str) -> str:
