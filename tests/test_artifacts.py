@@ -11,6 +11,7 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 from safetensors.torch import load_file, save_file
+from test_models import plain_unet
 
 from glacier.artifacts import EnsembleFolder, EnsembleMember, ModelFolder, open_artifact
 from glacier.config import ModelConfig
@@ -75,14 +76,7 @@ def test_model_folder_is_smp_native(tmp_path):
     assert block["normalization"] == STATS.to_dict() and block["calibration"] is None
     assert block["boundary_head"] is True and block["metrics"] == {"mcc": 0.5}
 
-    plain = smp.Unet(
-        "resnet18",
-        encoder_weights=None,
-        encoder_depth=3,
-        decoder_channels=[32, 16, 8],
-        in_channels=5,
-        classes=4,
-    )
+    plain = plain_unet()
     assert set(load_file(str(folder / "model.safetensors"))) == set(plain.state_dict())
     assert set(load_file(str(folder / "boundary_head.safetensors"))) == set(model.boundary_head.state_dict())
 
@@ -195,9 +189,7 @@ def test_model_folder_errors_name_the_file(tmp_path):
 
 
 def test_a_plain_smp_folder_is_not_a_glacier_model(tmp_path):
-    smp.Unet("resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=[32, 16, 8]).save_pretrained(
-        tmp_path / "plain"
-    )
+    plain_unet().save_pretrained(tmp_path / "plain")
     assert not ModelFolder.found_at(tmp_path / "plain")
     with pytest.raises(ModelError, match="not a glacier model config"):
         ModelFolder(tmp_path / "plain").verify()

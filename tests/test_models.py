@@ -58,11 +58,11 @@ def test_any_smp_architecture_without_boundary_head(arch):
     assert model.stride == 32
 
 
-def test_net_is_a_plain_smp_model():
+def plain_unet():
+    """smp's own U-Net with TINY's arguments, built without glacier."""
     import segmentation_models_pytorch as smp
 
-    model = tiny_model()
-    plain = smp.Unet(
+    return smp.Unet(
         "resnet18",
         encoder_weights=None,
         encoder_depth=3,
@@ -70,6 +70,11 @@ def test_net_is_a_plain_smp_model():
         in_channels=5,
         classes=4,
     )
+
+
+def test_net_is_a_plain_smp_model():
+    model = tiny_model()
+    plain = plain_unet()
     plain.load_state_dict(inference_state_dict(model), strict=True)
     # The one place smp's constructor arguments are built says the same.
     assert smp_init_kwargs(model.arch_config) == {

@@ -213,36 +213,20 @@ def _eval_results(metrics: dict, datasets: list[Dataset]) -> list:
         "dataset_name": dataset.name,
         "dataset_split": "validation",
     }
-    results = []
-    if _is_number(metrics.get("mcc")):
-        results.append(
-            EvalResult(
-                metric_type=METRIC_IDS["mcc"],
-                metric_name="MCC",
-                metric_value=_round(metrics["mcc"]),
-                **common,
-            )
+    scores = [("mcc", "MCC", None, metrics.get("mcc"))]
+    scores += [("iou", f"IoU {name}", name, value) for name, value in _iou(metrics).items()]
+    scores.append(("miou", "mean IoU", None, metrics.get("miou")))
+    return [
+        EvalResult(
+            metric_type=METRIC_IDS[key],
+            metric_name=label,
+            metric_config=config,
+            metric_value=_round(value),
+            **common,
         )
-    for name, value in _iou(metrics).items():
-        results.append(
-            EvalResult(
-                metric_type=METRIC_IDS["iou"],
-                metric_name=f"IoU {name}",
-                metric_config=name,
-                metric_value=_round(value),
-                **common,
-            )
-        )
-    if _is_number(metrics.get("miou")):
-        results.append(
-            EvalResult(
-                metric_type=METRIC_IDS["miou"],
-                metric_name="mean IoU",
-                metric_value=_round(metrics["miou"]),
-                **common,
-            )
-        )
-    return results
+        for key, label, config, value in scores
+        if _is_number(value)
+    ]
 
 
 def _metric_keys(metrics: dict) -> list[str]:
