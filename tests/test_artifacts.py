@@ -10,6 +10,7 @@ import sys
 import pytest
 import segmentation_models_pytorch as smp
 import torch
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file, save_file
 from test_models import plain_unet
 
@@ -89,11 +90,14 @@ def test_model_folder_is_smp_native(tmp_path):
         assert torch.equal(got, expected)
     assert meta.bands == BANDS and meta.sensor_bands == SENSOR_BANDS and meta.normalization == STATS
     assert meta.format_version == 2 and meta.arch_config == model.arch_config
+    card = ModelCard((folder / "README.md").read_text())
+    assert card.data.library_name == "segmentation-models-pytorch" and "landsat-8" in card.data.tags
 
 
-def test_model_without_boundary_head_has_one_weights_file(tmp_path):
-    model = tiny_model(config=ModelConfig(architecture="FPN", encoder="resnet18"))
-    folder = save(tmp_path / "fpn", model)
+@pytest.mark.parametrize("architecture", ["FPN", "DeepLabV3Plus"])
+def test_model_without_boundary_head_has_one_weights_file(tmp_path, architecture):
+    model = tiny_model(config=ModelConfig(architecture=architecture, encoder="resnet18"))
+    folder = save(tmp_path / architecture, model)
     assert not (folder / "boundary_head.safetensors").exists()
     assert ModelFolder(folder).files().keys() == {"config.json", "model.safetensors"}
     x = torch.randn(1, 5, 64, 64)
@@ -225,6 +229,7 @@ def test_ensemble_folder_round_trip_and_checks(tmp_path):
     assert list(EnsembleFolder(ensemble.path).members()) == ["seed1", "seed2"]
     card = (ensemble.path / "README.md").read_text()
     assert "ensemble of 2 models" in card and "| `seed2` | 2 | 0 | 0.6400 |" in card
+    assert ModelCard(card).data.eval_results[0].metric_type == "matthews_correlation"
     x = torch.randn(1, 5, 32, 32)
     member, _ = EnsembleFolder(ensemble.path).members()["seed2"].load()
     with torch.no_grad():
