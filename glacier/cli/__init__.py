@@ -1,25 +1,33 @@
 """The `glacier` command line: one Typer app; each command module registers its commands.
 
 Commands parse and validate their options, then call one library function; the library
-never imports Typer. ``main(argv)`` turns user errors (GlacierError) into one clear line on
-stderr and exit code 1, without a traceback.
+never imports Typer. ``main(argv)`` turns every failure a user can cause (GlacierError from
+the library, a usage error from the parser) into one ``error:`` line on stderr and exit
+status 1, without a traceback; see docs/troubleshooting.md for every exit status.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
-import click
 import typer
 
+from glacier import __version__
 from glacier.errors import GlacierError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+"""A user error (bad input, bad option, missing file) or a failed command: one ``error:`` line."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (the shell's convention, 128 + SIGINT)."""
 
 app = typer.Typer(
     name="glacier",
     help="Train, ensemble, ship and serve glacier segmentation models for multispectral satellite tiles.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -29,32 +37,75 @@ def _register_commands() -> None:
     from glacier.cli import data, demo, evaluate, hub, predict, sample, train  # noqa: F401
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"glacier {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print glacier's version and exit."
+        ),
+    ] = False,
+) -> None:
     """Train, ensemble, ship and serve glacier segmentation models for multispectral satellite tiles.
 
-    Workflow: sample-data or your data -> preprocess -> pretrain (HKH) -> finetune (5-fold CV)
+    Workflow: inspect your data -> preprocess -> pretrain (HKH) -> finetune (5-fold CV)
     -> ensemble -> predict -> evaluate -> export-submission -> push / pull.
     """
+
+
+def _click_exception_base() -> type[Exception]:
+    """The ClickException class of the click that typer runs on.
+
+    typer up to 0.2x runs on the standalone ``click``; newer releases bundle their own copy
+    (``typer._click``) whose exceptions are not the standalone ones. Both descend from a
+    class named ClickException, which typer's public BadParameter inherits.
+    """
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "ClickException":
+            return cls
+    return typer.BadParameter  # pragma: no cover - every typer release has one
+
+
+def usage_error_line(exc: Exception) -> str:
+    """One line for a parser error: what is wrong and where to read the command's options."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "glacier"
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    message = " ".join(message.split()) or "invalid command line"
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        message = "no command given" if command == "glacier" else "no arguments given"
+    return f"{command}: {message} (see `{command} --help`)"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI with ``argv`` (default: sys.argv[1:]) and exit with its status."""
     _register_commands()
+    click_exception = _click_exception_base()
     try:
         app(args=argv, prog_name="glacier", standalone_mode=False)
     except GlacierError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(1)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+        _fail(str(exc))
+    except typer.Exit as exc:
+        sys.exit(getattr(exc, "exit_code", EXIT_OK))
+    except typer.Abort:
         typer.secho("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        sys.exit(EXIT_INTERRUPTED)
+    except click_exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            typer.echo(exc.ctx.get_help())  # bare `glacier`: show what there is to run
+        _fail(usage_error_line(exc))
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
-        sys.exit(130)
-    sys.exit(0)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_OK)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    sys.exit(EXIT_ERROR)

@@ -7,14 +7,21 @@ from typing import Annotated
 
 import typer
 
-from glacier.config import GlacierConfig, load_config
+from glacier.config import GlacierConfig, load_config, preset_names
+
+
+def complete_preset(incomplete: str) -> list[str]:
+    """Shell completion for --config: the packaged presets starting with what was typed."""
+    return [name for name in preset_names() if name.startswith(incomplete)]
+
 
 ConfigOpt = Annotated[
     str,
     typer.Option(
         "--config",
         "-c",
-        help="Packaged config name (tiny, hkh_pretrain, competition_finetune, *_kaggle) or a YAML path.",
+        help=f"Packaged preset ({', '.join(preset_names())}) or a YAML file.",
+        autocompletion=complete_preset,
     ),
 ]
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Prepared-dataset folder (data.path).")]

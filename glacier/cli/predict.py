@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from glacier.cli import app
+from glacier.cli.choices import Device, SubmissionTta, Tta
 
 TtaOpt = Annotated[
-    str, typer.Option("--tta", help="Test-time augmentation: none, flip (3 copies) or d4 (8 copies).")
+    Tta, typer.Option("--tta", help="Test-time augmentation: none, flip (3 copies) or d4 (8 copies).")
 ]
 
 
@@ -23,9 +24,11 @@ def predict(
     model: Annotated[str, typer.Argument(help="Model folder, ensemble folder or Hub id (user/name).")],
     input_dir: Annotated[Path, typer.Argument(help="Folder holding Band1..Band5 (one GeoTIFF per scene).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the masks (input file names).")],
-    tta: TtaOpt = "none",
+    tta: TtaOpt = Tta.none,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per forward pass.")] = 4,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[
+        Device, typer.Option("--device", help="Where to run; auto takes CUDA when there is one.")
+    ] = Device.auto,
     tile_size: Annotated[
         int, typer.Option("--tile-size", min=16, help="Window size for larger scenes (px).")
     ] = 512,
@@ -56,9 +59,9 @@ def predict(
         model,
         input_dir,
         out,
-        tta=tta,
+        tta=tta.value,
         batch_size=batch_size,
-        device=device,
+        device=device.value,
         tile_size=tile_size,
         overlap=overlap,
         probabilities=probabilities,
@@ -78,8 +81,8 @@ def export_submission(
     model: Annotated[str, typer.Argument(help="Model folder, ensemble folder or Hub id (user/name).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for solution.py and model.pth.")],
     tta: Annotated[
-        str, typer.Option("--tta", help="none or flip (heavier TTA timed out on the platform).")
-    ] = "none",
+        SubmissionTta, typer.Option("--tta", help="Heavier TTA than flip timed out on the platform.")
+    ] = SubmissionTta.none,
     members: Annotated[
         str | None, typer.Option("--members", help="Ensemble members to ship, comma-separated.")
     ] = None,
@@ -97,7 +100,9 @@ def export_submission(
     """Write solution.py + model.pth for the competition platform and verify them in a fresh interpreter."""
     from glacier.submission import export_submission as export
 
-    report = export(model, out, tta=tta, members=_split_names(members), half=fp16, check_input=check_input)
+    report = export(
+        model, out, tta=tta.value, members=_split_names(members), half=fp16, check_input=check_input
+    )
     typer.echo(
         f"wrote {report['solution']} and {report['model']} ({report['size_mb']} MB, "
         f"{len(report['members'])} member(s), {report['weights_dtype']}, tta {report['tta']})\n"

@@ -17,17 +17,18 @@ from collections.abc import Callable
 import torch
 
 from glacier.errors import ConfigError
+from glacier.options import TTA_MODES
 
 Transform = tuple[int, bool]
 """(quarter turns k of torch.rot90 over (H, W), then a flip of W): the dihedral group D4."""
 
+# Keyed by glacier.options.TTA_MODES, in that order (tests/test_cli_usage.py checks it).
 TTA_TRANSFORMS: dict[str, tuple[Transform, ...]] = {
     "none": ((0, False),),
     # identity, horizontal flip, vertical flip (= a half turn followed by a horizontal flip)
     "flip": ((0, False), (0, True), (2, True)),
     "d4": tuple((k, flip) for flip in (False, True) for k in range(4)),
 }
-TTA_MODES: tuple[str, ...] = tuple(TTA_TRANSFORMS)
 
 
 def check_tta(mode: str) -> str:

@@ -32,6 +32,7 @@ from glacier import __version__
 from glacier.domain import CLASS_VALUES
 from glacier.errors import ConfigError, ModelError
 from glacier.models import GlacierModel, inference_state_dict, smp_init_kwargs
+from glacier.options import SUBMISSION_TTA_MODES
 from glacier.predict.loading import band_folders_for, load_named_models
 from glacier.predict.predictor import Predictor, member_stats
 from glacier.submission import selfcheck
@@ -41,8 +42,6 @@ PACKAGE_FORMAT = "glacier-submission"
 PACKAGE_VERSION = 1
 MAX_PACKAGE_BYTES = 300 * 1000 * 1000
 """The platform's limit on model.pth (300 MB)."""
-EXPORT_TTA = ("none", "flip")
-"""TTA modes worth shipping: heavier TTA made submissions time out (HTTP 504)."""
 _PICKLE_OVERHEAD = 1.02  # torch.save adds key names and headers to the raw tensor bytes
 
 
@@ -137,9 +136,9 @@ def export_submission(
     predictor on the same (exported) weights and TTA for all but ``MAX_MISMATCH_FRACTION`` of
     the pixels. Returns a report: paths, size, members, precision, mismatch, timings.
     """
-    if tta not in EXPORT_TTA:
+    if tta not in SUBMISSION_TTA_MODES:
         raise ConfigError(
-            f"--tta {tta!r}: export supports {', '.join(EXPORT_TTA)}; heavier TTA timed out on the platform"
+            f"--tta {tta!r}: export supports {', '.join(SUBMISSION_TTA_MODES)}; heavier TTA timed out on the platform"
         )
     size_limit = MAX_PACKAGE_BYTES if size_limit is None else size_limit
     named = load_named_models(model_path, members=members)
@@ -211,7 +210,7 @@ def _self_check(
             "check_tiles": len(run["masks"]),
             "tile_ids": sorted(run["masks"]),
             **comparison,
-            **selfcheck.timing_summary(run, len(run["masks"])),
+            **selfcheck.time_solution(stage, band_folders, predictor.members[0][1]),
         }
         if package["weights_dtype"] == "float16":
             # What storing fp16 costs against the full-precision model (information, not a failure).
