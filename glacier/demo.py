@@ -26,7 +26,7 @@ from typing import Any
 
 from glacier import atomic
 from glacier.config import GlacierConfig, load_config
-from glacier.errors import GlacierError
+from glacier.errors import GlacierError, ModelError
 from glacier.report import DemoReport, StageTiming
 
 NUM_FOLDS = 5
@@ -282,13 +282,12 @@ def _cross_validate(ctx: DemoContext, key: str, out: Path, init_from: str | None
     )
     if not cv.finished:
         raise GlacierError(f"demo: cross-validation in {out} did not finish")
-    fold_mcc = {k: _mcc(r.best_metrics) for k, r in cv.folds.items()}
-    ctx.results[key] = {"fold_mcc": fold_mcc, "runs": {k: str(r.best_dir) for k, r in cv.folds.items()}}
+    ctx.results[key] = {"summary": cv.summary, "runs": {k: str(r.best_dir) for k, r in cv.folds.items()}}
     ctx.cv_runs[key] = cv.folds
     ctx.outputs[f"CV folds ({key.removeprefix('cv_')})"] = out
-    summary = cv.summary or {}
+    summary = cv.summary
     return (
-        f"{len(fold_mcc)} folds, CV MCC {summary['mean']['mcc']:.3f} +/- {summary['std']['mcc']:.3f} "
+        f"{summary['num_folds']} folds, CV MCC {summary['mean']['mcc']:.3f} +/- {summary['std']['mcc']:.3f} "
         f"-> {out / 'cv_summary.md'}"
     )
 
@@ -392,22 +391,28 @@ def stage_evaluate(ctx: DemoContext) -> str:
 
 def stage_submission(ctx: DemoContext) -> str:
     from glacier.submission import export_submission
-    from glacier.submission.selfcheck import PROJECTION_TILES
+    from glacier.submission.selfcheck import MAX_MISMATCH_FRACTION, PROJECTION_TILES
 
     # The exporter runs solution.py in a subprocess, as the platform does, and compares its
-    # masks with glacier's predictor; a failed check raises and writes nothing.
-    report = export_submission(
-        ctx.paths.ensemble,
-        ctx.paths.submission,
-        tta="flip" if ctx.size.tta != "none" else "none",
-        check_input=ctx.paths.competition / "Test",
-    )
+    # masks with glacier's predictor; a failed check raises and writes nothing. The report
+    # shows the failure, and `glacier demo` exits 1 after writing it.
+    try:
+        report = export_submission(
+            ctx.paths.ensemble,
+            ctx.paths.submission,
+            tta="flip" if ctx.size.tta != "none" else "none",
+            check_input=ctx.paths.competition / "Test",
+        )
+    except ModelError as exc:
+        ctx.results["submission"] = {"passed": False, "summary": str(exc)}
+        return f"self-check FAILED: {exc}"
     projected = report[f"projected_seconds_{PROJECTION_TILES}_tiles"]
+    passed = report["mismatch_fraction"] <= MAX_MISMATCH_FRACTION
     ctx.results["submission"] = {
-        "passed": True,
+        "passed": passed,
         "summary": (
-            f"solution.py on {report['check_tiles']} test tiles matches glacier predict "
-            f"(mismatch {report['mismatch_fraction']:.1e}); model.pth {report['size_mb']} MB, "
+            f"solution.py on {report['check_tiles']} test tiles {'matches' if passed else 'differs from'} "
+            f"glacier predict (mismatch {report['mismatch_fraction']:.1e}); model.pth {report['size_mb']} MB, "
             f"{len(report['members'])} members, {report['weights_dtype']}"
         ),
         "projected_seconds": projected,
@@ -415,7 +420,8 @@ def stage_submission(ctx: DemoContext) -> str:
         **_plain(report),
     }
     ctx.outputs["submission"] = ctx.paths.submission
-    return f"self-check passed; projected {projected:.1f} s for {PROJECTION_TILES} tiles -> {ctx.paths.submission}"
+    verdict = "passed" if passed else "FAILED"
+    return f"self-check {verdict}; projected {projected:.1f} s for {PROJECTION_TILES} tiles -> {ctx.paths.submission}"
 
 
 def stage_push(ctx: DemoContext) -> str:

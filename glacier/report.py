@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,21 @@ class StageTiming:
 
 @dataclasses.dataclass
 class CvSummary:
-    """Per-fold validation MCC of one cross-validation and its mean +/- standard deviation."""
+    """Per-fold validation MCC of one cross-validation and its mean +/- sample standard
+    deviation, as the cross-validation computed them (``glacier.training.cv.summarize_folds``)."""
 
-    fold_mcc: dict[int, float]
+    fold_mcc: dict[int, float | None]
+    mean: float | None
+    std: float | None
 
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.fold_mcc.values()) if self.fold_mcc else math.nan
-
-    @property
-    def std(self) -> float:
-        # Sample std (n - 1), as the training engine's cv_summary.json quotes it.
-        return statistics.stdev(self.fold_mcc.values()) if len(self.fold_mcc) > 1 else 0.0
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> CvSummary:
+        """From a cross-validation summary (the content of ``cv_summary.json``)."""
+        return cls(
+            {int(f["fold"]): f["mcc"] for f in summary["folds"]},
+            summary["mean"]["mcc"],
+            summary["std"]["mcc"],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,7 +75,7 @@ class DemoReport:
     ) -> DemoReport:
         def cv(key: str) -> CvSummary | None:
             entry = results.get(key)
-            return CvSummary({int(k): float(v) for k, v in entry["fold_mcc"].items()}) if entry else None
+            return CvSummary.from_summary(entry["summary"]) if entry else None
 
         return cls(
             out=Path(out),
@@ -89,6 +91,11 @@ class DemoReport:
             outputs=results.get("outputs", {}),
             push=results.get("push"),
         )
+
+    @property
+    def failures(self) -> list[str]:
+        """The checks this run failed (the submission self-check), for the exit status."""
+        return ["submission self-check"] if self.submission and not self.submission.get("passed") else []
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,7 +146,11 @@ class DemoReport:
         )
         if self.pretrain_mcc is not None:
             lines += ["", f"HKH pretraining: validation MCC {_num(self.pretrain_mcc)} (on HKH tiles)."]
-        if self.cv_pretrained and self.cv_scratch:
+        if (
+            self.cv_pretrained
+            and self.cv_scratch
+            and None not in (self.cv_pretrained.mean, self.cv_scratch.mean)
+        ):
             gain = self.cv_pretrained.mean - self.cv_scratch.mean
             lines.append(f"Pretraining changes the CV mean MCC by {gain:+.3f} on the same folds.")
         return lines
@@ -204,4 +215,4 @@ def _fold(cv: CvSummary | None, fold: int) -> str:
 
 
 def _mean_std(cv: CvSummary | None) -> str:
-    return f"{cv.mean:.3f} +/- {cv.std:.3f}" if cv else "n/a"
+    return f"{_num(cv.mean)} +/- {_num(cv.std)}" if cv else "n/a"

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
+from test_predict import STATS, tiny_model, write_scenes
 
+from glacier import demo
+from glacier.artifacts.run import RunResult
 from glacier.demo import SIZES, run_demo
 from glacier.errors import GlacierError
-from glacier.report import CvSummary, DemoReport, StageTiming
+from glacier.report import DemoReport, StageTiming
+from glacier.training.cv import mean_and_std, summarize_folds
+
+
+def cv_summary(fold_mcc: dict[int, float]) -> dict:
+    """The summary the cross-validation computes from folds with these best MCCs."""
+    results = {
+        k: RunResult(
+            Path(f"fold_{k}"), Path(f"fold_{k}/best"), {"mcc": mcc, "iou": {}, "miou": mcc}, 1, "completed"
+        )
+        for k, mcc in fold_mcc.items()
+    }
+    return summarize_folds(results)
 
 
 def test_report_formats_only_measured_figures(tmp_path):
     results = {
         "pretrain": {"mcc": 0.5},
-        "cv_pretrained": {"fold_mcc": {0: 0.6, 1: 0.8}},
-        "cv_scratch": {"fold_mcc": {0: 0.2, 1: 0.4}},
+        "cv_pretrained": {"summary": cv_summary({0: 0.6, 1: 0.8})},
+        "cv_scratch": {"summary": cv_summary({0: 0.2, 1: 0.4})},
         "test": {"ensemble": {"name": "ensemble", "mcc": 0.7, "iou": {"glacier": 0.5}}},
         "outputs": {"ensemble": str(tmp_path / "ensemble")},
     }
@@ -31,18 +45,59 @@ def test_report_formats_only_measured_figures(tmp_path):
     )
     text = report.markdown()
     assert "| 0 | 0.600 | 0.200 |" in text
-    assert "0.700 +/- 0.141" in text  # sample std of 0.6, 0.8
+    assert "0.700 +/- 0.141" in text  # the CV's own mean and sample std of 0.6, 0.8
     assert "+0.400" in text  # pretrained vs scratch
     assert "n/a" in text  # the missing debris IoU is not invented
     assert "Submission" not in text  # no submission stage ran
+    assert report.failures == []
     data = report.to_dict()
     assert data["cv_pretrained"]["mean_mcc"] == pytest.approx(0.7)
     json.dumps(data)
 
 
-def test_cv_summary_of_one_fold_has_zero_std():
-    assert CvSummary({0: 0.5}).std == 0.0
-    assert math.isnan(CvSummary({}).mean)
+def test_fold_mean_and_sample_std():
+    assert mean_and_std([0.6, 0.8]) == (pytest.approx(0.7), pytest.approx(0.1414, abs=1e-4))
+    assert mean_and_std([0.5, None]) == (0.5, 0.0)  # one fold: no spread
+    assert mean_and_std([None]) == (None, None)
+
+
+@pytest.fixture
+def broken_solution(tmp_path, monkeypatch):
+    """The exporter writes a solution.py whose masks shift every pixel to the next class."""
+    from glacier.submission import export
+
+    source = export.TEMPLATE_PATH.read_text()
+    correct = "return {tid: mask for tid, _, mask in predict_tiles(imagepath, model_path)}"
+    assert correct in source
+    broken = tmp_path / "broken_template.py"
+    wrong = "return {tid: ((mask.astype(np.int32) + 85) % 340).astype(np.uint8) for tid, _, mask in predict_tiles(imagepath, model_path)}"
+    broken.write_text(source.replace(correct, wrong))
+    monkeypatch.setattr(export, "TEMPLATE_PATH", broken)
+
+
+def fake_upstream_stages(ctx: demo.DemoContext) -> str:
+    """Test scaffolding in place of training: a model folder and two test scenes."""
+    from glacier.models import save_model_folder
+
+    save_model_folder(tiny_model(0), ctx.paths.ensemble, normalization=STATS)
+    write_scenes(ctx.paths.competition / "Test", {"img001.tif": (64, 64), "img002.tif": (48, 40)})
+    return "model and test scenes written"
+
+
+def test_a_failed_self_check_shows_as_failed_and_exits_1(tmp_path, cli, capsys, monkeypatch, broken_solution):
+    monkeypatch.setattr(
+        demo, "STAGES", [("upstream", fake_upstream_stages), ("export submission", demo.stage_submission)]
+    )
+    out = tmp_path / "demo"
+    assert cli("demo", "--out", out, "--size", "smoke") == 1
+    assert "submission self-check failed" in capsys.readouterr().err
+    data = json.loads((out / "report.json").read_text())
+    assert data["submission"]["passed"] is False
+    assert "self-check failed" in data["submission"]["summary"]
+    assert (
+        "Self-check FAILED: self-check failed: solution.py's masks differ" in (out / "report.md").read_text()
+    )
+    assert not (out / "submission" / "model.pth").exists()
 
 
 def test_demo_refuses_a_non_empty_folder(tmp_path, cli):

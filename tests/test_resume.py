@@ -14,10 +14,10 @@ import torch
 from safetensors.torch import load_file
 from training_data import prepared_competition
 
+from glacier.artifacts.run import RunFolder
 from glacier.config import load_config
 from glacier.training import fit
 from glacier.training import loop as loop_module
-from glacier.training.checkpoints import CheckpointManager
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_sigterm_mid_epoch_saves_a_state_and_resume_matches(prep, reference, tmp
     monkeypatch.setattr(loop_module, "train_step", step_then_sigterm)
     result = fit(config(prep, 3), out=run)
     assert result.stopped_reason == "SIGTERM" and result.epochs_run == 1
-    latest = CheckpointManager(run / "states", 2).latest()
+    latest = RunFolder(run).latest_state()
     assert latest.name == "state_000006"
     assert '"batch_in_epoch": 2' in (latest / "trainer_state.json").read_text()
 
@@ -132,7 +132,7 @@ def test_crash_during_a_state_write_leaves_the_previous_state_loadable(
         fit(config(prep, 3), out=run)
     monkeypatch.setattr(Accelerator, "save_state", real_save)
 
-    manager = CheckpointManager(run / "states", 2)
+    manager = RunFolder(run)
     assert [p.name for p in manager.complete_states()] == ["state_000004"]
     assert (run / "states" / ".state_000008.partial").is_dir()  # the debris, never under the final name
 
@@ -147,7 +147,7 @@ def test_max_hours_stops_with_a_state_and_resume_finishes(prep, reference, tmp_p
     # A budget far below one epoch: the run stops after the first epoch, state saved.
     result = fit(config(prep, 3, **{"training.max_hours": 1e-7}), out=run)
     assert result.stopped_reason == "max_hours" and result.epochs_run == 1
-    assert CheckpointManager(run / "states", 2).latest().name == "state_000004"
+    assert RunFolder(run).latest_state().name == "state_000004"
     result = fit(config(prep, 3), out=run, resume="latest")
     assert result.epochs_run == 3
     assert_same_weights(reference, run)

@@ -1,4 +1,5 @@
-"""Stop requests under several processes: asked every N optimizer steps, agreed by all."""
+"""Stopping: the checkpoint and stop rules, and stop requests under several processes (asked
+every N optimizer steps, agreed by all)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import torch
 from test_multiprocess_training import launch
 from training_data import prepared_competition
 
-from glacier.training.checkpoints import CheckpointManager
+from glacier.artifacts.run import RunFolder
+from glacier.config import load_config
+from glacier.training.checkpoints import StopPolicy
 from glacier.training.signals import StopPoll, StopRequest
 
 WORKER = Path(__file__).with_name("training_sigterm_worker.py")
@@ -47,6 +50,58 @@ def test_a_signal_on_another_process_stops_this_one_too():
     assert poll.after_step() and poll.reason == "signal"
 
 
+class OneProcess:
+    """The accelerator attributes StopPolicy reads, for one process."""
+
+    num_processes, device, sync_gradients = 1, "cpu", True
+
+    def __init__(self) -> None:
+        self.printed: list[str] = []
+
+    def print(self, message: str) -> None:
+        self.printed.append(message)
+
+
+def policy_for(**dotted) -> tuple[StopPolicy, OneProcess]:
+    accelerator = OneProcess()
+    return StopPolicy(load_config("tiny").updated(**dotted), accelerator), accelerator
+
+
+def test_policy_keeps_the_best_saves_states_when_due_and_stops_early():
+    policy, accelerator = policy_for(
+        **{"training.epochs": 10, "checkpoints.save_every": 3, "training.early_stopping_patience": 2}
+    )
+    with policy:
+        ends = [policy.end_epoch(epoch, mcc) for epoch, mcc in enumerate([0.5, 0.7, None, 0.6, 0.65])]
+    assert [e.keep_best for e in ends] == [True, True, False, False, False]
+    assert [e.save_state for e in ends] == [
+        False,
+        False,
+        True,
+        False,
+        True,
+    ]  # every 3rd epoch, and on the stop
+    assert [e.stop for e in ends] == [None, None, None, None, "early_stopping"]
+    assert (policy.state.best_mcc, policy.state.best_epoch, policy.state.epoch) == (0.7, 2, 5)
+    assert policy.stopped_reason == "early_stopping"
+    assert "no better validation MCC for 2 validations" in accelerator.printed[-1]
+
+
+def test_policy_stops_when_the_next_epoch_would_not_fit_in_max_hours():
+    now = [0.0]
+    policy = StopPolicy(
+        load_config("tiny").updated(**{"training.epochs": 5, "training.max_hours": 1.0}),
+        OneProcess(),
+        clock=lambda: now[0],
+    )
+    with policy:
+        now[0] = 1500.0  # a 25-minute epoch: a second one fits in the hour
+        assert policy.end_epoch(0, None).stop is None
+        now[0] = 3000.0  # a third would end after 75 minutes
+        end = policy.end_epoch(1, None)
+    assert end.stop == "max_hours" and end.save_state and policy.stopped_reason == "max_hours"
+
+
 @pytest.fixture(scope="module")
 def prep(tmp_path_factory):
     return prepared_competition(tmp_path_factory.mktemp("data"))
@@ -60,6 +115,6 @@ def test_sigterm_on_one_of_two_processes_stops_both_at_the_same_step(prep, tmp_p
     assert [r["epochs_run"] for r in results] == [0, 0]
     assert results[1]["stopped_reason"] == "SIGTERM"
     # The signal came after step 2; with log_every=3 both processes checked after step 3.
-    state = CheckpointManager(run / "states", 2).latest()
+    state = RunFolder(run).latest_state()
     assert state.name == "state_000003"
     assert json.loads((state / "trainer_state.json").read_text())["batch_in_epoch"] == 3

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 from training_data import FAST, prepared_competition, prepared_hkh
@@ -60,6 +62,20 @@ def test_finetune_one_fold_writes_the_run_folder(cli, prep, tmp_path, capsys):
     assert meta.training["dataset"] == "competition" and meta.training["data"]["fold"] == 1
     result = json.loads((run / "result.json").read_text())
     assert result["stopped_reason"] == "completed" and result["epochs_run"] == 2
+
+
+def test_a_run_folder_reads_back_without_torch(cli, prep, tmp_path):
+    run = tmp_path / "run"
+    assert cli("finetune", "--config", "tiny", "--data", prep, "--out", run, "--epochs", "1", *FAST) == 0
+    script = (
+        "import sys; from glacier.artifacts.run import RunFolder; r = RunFolder(sys.argv[1]); "
+        "res = r.result(); print(res.stopped_reason, res.epochs_run, res.finished, r.config()['data']['fold'], "
+        "len(r.metrics_rows()), r.latest_state().name, r.best.is_dir(), 'torch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(run)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["completed", "1", "True", "0", "1", "state_000004", "True", "False"]
 
 
 def test_refuses_to_overwrite_a_run_without_resume(cli, prep, tmp_path, capsys):
@@ -220,3 +236,11 @@ def test_bad_options_are_clear_errors(cli, prep, tmp_path, capsys):
         == 1
     )
     assert "not a model folder" in capsys.readouterr().err
+    # Fold lists are checked against the prepared dataset before any member trains.
+    ens = tmp_path / "ens"
+    assert (
+        cli("ensemble", "--config", "tiny", "--data", prep, "--out", ens, "--seeds", "1", "--folds", "0,5")
+        == 1
+    )
+    assert "folds [5] out of range" in capsys.readouterr().err
+    assert not ens.exists()

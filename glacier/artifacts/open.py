@@ -16,11 +16,10 @@ from pathlib import Path
 
 from glacier.artifacts.ensemble import EnsembleFolder
 from glacier.artifacts.model import ModelFolder
+from glacier.artifacts.run import BEST_DIR
 from glacier.errors import HubError, ModelError
 
 Artifact = ModelFolder | EnsembleFolder
-RUN_BEST = "best"
-"""A run folder's best model (written by training; see glacier/artifacts/run.py)."""
 
 
 def open_artifact(
@@ -66,8 +65,8 @@ def open_local(
         artifact = EnsembleFolder(path, repo_id=repo_id, revision=revision)
     elif ModelFolder.found_at(path):
         artifact = ModelFolder(path, repo_id=repo_id, revision=revision)
-    elif repo_id is None and ModelFolder.found_at(path / RUN_BEST):
-        artifact = ModelFolder(path / RUN_BEST, run_dir=path)
+    elif repo_id is None and ModelFolder.found_at(path / BEST_DIR):
+        artifact = ModelFolder(path / BEST_DIR, run_dir=path)
     else:
         raise ModelError(_not_an_artifact(path, repo_id))
     artifact.verify()
@@ -83,7 +82,7 @@ def _not_an_artifact(path: Path, repo_id: str | None) -> str:
         f"({EnsembleFolder.MANIFEST})"
     )
     if repo_id is None:
-        kinds += f" or a run folder ({RUN_BEST}/)"
+        kinds += f" or a run folder ({BEST_DIR}/)"
     hint = (
         "push one with `glacier push`" if repo_id else "point to the output of glacier finetune or ensemble"
     )

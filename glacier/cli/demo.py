@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from glacier.cli import app
+from glacier.errors import GlacierError
 
 
 @app.command("demo")
@@ -38,3 +39,7 @@ def demo(
     typer.echo("")
     typer.echo(report.markdown())
     typer.echo(f"report: {out / 'report.md'} and {out / 'report.json'}")
+    if report.failures:
+        raise GlacierError(
+            f"demo: the {' and the '.join(report.failures)} failed; {out / 'report.md'} says why"
+        )

@@ -134,24 +134,16 @@ def ensemble(
 
     Without --folds / --all-folds each seed trains on the config's fold (data.fold).
     """
+    from glacier.training.runs import ALL_FOLDS
     from glacier.training.workflows import ensemble as run
 
     if all_folds and folds is not None:
         raise ConfigError("--folds and --all-folds exclude each other")
     cfg = config_from_options(config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr)
-    fold_list = _int_list(folds, "--folds")
-    if all_folds:
-        from glacier.data.prepared import PreparedDataset
-
-        if cfg.data.path is None:
-            raise ConfigError("no prepared dataset: pass --data PREP")
-        fold_list = list(range(PreparedDataset.open(cfg.data.path).num_folds))
-    elif fold_list is None and not cfg.data.use_all_for_training:
-        fold_list = [cfg.data.fold]
     run(
         cfg,
         seeds=_int_list(seeds, "--seeds"),
-        folds=fold_list,
+        folds=ALL_FOLDS if all_folds else _int_list(folds, "--folds"),
         out=out,
         init_from=init_from,
         resume=resume,

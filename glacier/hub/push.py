@@ -20,12 +20,12 @@ from pathlib import Path
 
 from glacier.artifacts import MODEL_FORMAT_VERSION, EnsembleFolder, ModelFolder
 from glacier.artifacts.open import open_local
+from glacier.artifacts.run import METRICS_FILE, STATES_DIR
 from glacier.errors import HubError, ModelError
 from glacier.hub.auth import hub_errors, require_token
 
-RUN_EXTRAS = ("cv_summary.json", "metrics.csv")
-STATES_DIR = "states"
-"""Where a run's Accelerate states are, in the run folder and in the repo (training only)."""
+RUN_EXTRAS = ("cv_summary.json", METRICS_FILE)
+"""Files of a run folder that go up beside its best model."""
 RETRY_HINT = "nothing was committed; run the same command again (files already on the Hub are not re-sent)"
 
 

@@ -1,4 +1,5 @@
-"""Turn the config into training objects: optimizer, learning-rate schedule, data loaders.
+"""Turn the config into training objects: the run's data, optimizer, learning-rate
+schedule, data loaders.
 
 The one place where config values become keyword arguments (like timm's
 ``optimizer_kwargs``); the loop never reads optimizer or sampler settings itself.
@@ -6,13 +7,73 @@ The one place where config values become keyword arguments (like timm's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from glacier.config import GlacierConfig, OptimizerConfig, SamplerConfig, SchedulerConfig
+from glacier.domain import resolve_bands
+from glacier.errors import ConfigError, GlacierError
+from glacier.normalization import BandStats
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """The prepared dataset as one run sees it: the chosen bands, their statistics, the split.
+
+    A run standardises its inputs with its *own training dataset's* statistics (restricted
+    to the chosen bands) and every model folder it writes carries them.
+    """
+
+    prepared: Any
+    """The ``PreparedDataset``."""
+    bands: tuple[str, ...]
+    stats: BandStats
+    sensor_bands: list[str] | None
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+
+    @classmethod
+    def open(cls, cfg: GlacierConfig) -> RunData:
+        """``data.path`` with ``data.bands``, split by ``data.fold`` (or all tiles training)."""
+        from glacier.data.prepared import PreparedDataset
+
+        prepared = PreparedDataset.open(cfg.data.path)
+        bands = _select_bands(cfg, prepared)
+        sensor_all = prepared.manifest.get("sensor_bands")
+        train_idx, val_idx = prepared.train_val_indices(
+            cfg.data.fold,
+            use_all=cfg.data.use_all_for_training,
+            min_valid_fraction=cfg.data.min_valid_fraction,
+        )
+        if len(train_idx) == 0:
+            raise GlacierError(
+                f"{cfg.data.path}: no training tiles for fold {cfg.data.fold} with these settings"
+            )
+        return cls(
+            prepared,
+            bands,
+            stats=prepared.stats.select(bands),
+            sensor_bands=[sensor_all[list(prepared.bands).index(b)] for b in bands] if sensor_all else None,
+            train_idx=train_idx,
+            val_idx=val_idx,
+        )
+
+
+def _select_bands(cfg: GlacierConfig, prepared) -> tuple[str, ...]:
+    available = tuple(prepared.bands)
+    if cfg.data.bands is None:
+        return available
+    chosen = resolve_bands(cfg.data.bands)
+    missing = [b for b in chosen if b not in available]
+    if missing:
+        raise ConfigError(
+            f"data.bands: {missing} not in the prepared dataset {cfg.data.path} (bands {list(available)})"
+        )
+    return chosen
 
 
 def build_optimizer(params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
@@ -109,9 +170,7 @@ def build_sampler(cfg: SamplerConfig, tile_class_counts: np.ndarray, seed: int) 
     return BalancedTileSampler(tile_class_counts, dict(cfg.target_shares), num_samples, seed)
 
 
-def build_loaders(
-    cfg: GlacierConfig, prepared, bands: Sequence[str], stats, train_idx: np.ndarray, val_idx: np.ndarray
-) -> tuple[DataLoader, DataLoader | None, list]:
+def build_loaders(cfg: GlacierConfig, run_data: RunData) -> tuple[DataLoader, DataLoader | None, list]:
     """Training loader (random crops, augmentation, sampler) and validation loader (whole
     tiles, no augmentation, in order). Returns them plus the objects whose ``set_epoch`` the
     loop calls (dataset and sampler), which Accelerate's wrappers do not reach."""
@@ -119,24 +178,25 @@ def build_loaders(
     from glacier.data.prepared import TileDataset
 
     data, training = cfg.data, cfg.training
+    prepared, bands, stats = run_data.prepared, list(run_data.bands), run_data.stats
     train_set = TileDataset(
         prepared,
-        train_idx,
-        bands=list(bands),
+        run_data.train_idx,
+        bands=bands,
         crop_size=data.crop_size,
         augment=build_augmentation(data.augment, data.augment_backend),
         stats=stats,
         seed=training.seed,
     )
-    sampler = build_sampler(training.sampler, prepared.tile_class_counts[train_idx], training.seed)
+    sampler = build_sampler(training.sampler, prepared.tile_class_counts[run_data.train_idx], training.seed)
     common = {"num_workers": data.num_workers, "pin_memory": torch.cuda.is_available()}
     train_loader = DataLoader(
         train_set, batch_size=training.batch_size, sampler=sampler, drop_last=False, **common
     )
     val_loader = None
-    if len(val_idx):
+    if len(run_data.val_idx):
         val_set = TileDataset(
-            prepared, val_idx, bands=list(bands), crop_size=None, augment=False, stats=stats
+            prepared, run_data.val_idx, bands=bands, crop_size=None, augment=False, stats=stats
         )
         val_loader = DataLoader(val_set, batch_size=training.batch_size, shuffle=False, **common)
     return train_loader, val_loader, [train_set, sampler]

@@ -1,29 +1,39 @@
-"""Resumable training states: written atomically, rotated, found again.
+"""The checkpoint and stop rules of ``fit``: when a run keeps its best model, saves a
+resumable state and stops, and where a resumed run picks up.
 
-A state is Accelerate's ``save_state`` folder (model, optimizer, grad scaler, RNG states of
-every process) plus ``trainer_state.json`` (epoch, step, best metric, LR schedule, early
-stopping counters). Every process writes into a temporary folder; only when all have
-finished does the main process add ``trainer_state.json`` and rename the folder to
-``state_NNNNNN``. A folder under that name without the JSON never exists, so a kill -9 in
-the middle of a write leaves the previous state loadable and ``latest`` skips the debris.
+``StopPolicy`` is the one object the loop asks: once after every step, once after every
+epoch. ``TrainerState`` is what it keeps, and what a state saves besides Accelerate's own
+(``trainer_state.json``; the folders themselves: glacier/artifacts/run.py).
+
+The rules:
+
+- ``best/`` is written when the validation MCC beats every earlier one (``checkpoints.save_best``).
+- A state is saved every ``checkpoints.save_every`` epochs, after the last epoch, and
+  whenever the run stops early; ``checkpoints.keep_last`` of them are kept.
+- The run stops after ``training.early_stopping_patience`` validations without a better MCC;
+  on SIGTERM/SIGINT at the next optimizer step, mid-epoch (the epoch's loss sums are saved
+  too, so the resumed epoch reports the same loss); after an epoch when the next would
+  not fit in ``training.max_hours``.
+- A non-finite loss stops the run with an error (``training.nonfinite_loss=stop``) or skips
+  the step, at most ``MAX_SKIPPED_STEPS`` times.
+
+Every answer is the same on every process: a signal may reach only one of them and clocks
+differ, so the flags are all-reduced where every process asks.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import re
-import shutil
+import time
 from pathlib import Path
 from typing import Any
 
-from glacier import atomic
+from glacier.config import GlacierConfig
 from glacier.errors import GlacierError
+from glacier.training.history import EpochSums
+from glacier.training.signals import Deadline, StopPoll, StopRequest, any_process
 
-STATE_PREFIX = "state_"
-TRAINER_STATE = "trainer_state.json"
-_STATE_NAME = re.compile(rf"^{STATE_PREFIX}(\d+)$")
+MAX_SKIPPED_STEPS = 10
 
 
 @dataclasses.dataclass
@@ -52,85 +62,171 @@ class TrainerState:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def state_number(path: Path) -> int | None:
-    match = _STATE_NAME.match(path.name)
-    return int(match.group(1)) if match else None
+@dataclasses.dataclass(frozen=True)
+class EpochEnd:
+    """What ``fit`` does after an epoch, in this order."""
+
+    keep_best: bool
+    """Write ``best/``: the validation MCC improved."""
+    save_state: bool
+    stop: str | None
+    """Why the run stops now (``early_stopping``, a signal name, ``max_hours``); None: go on."""
 
 
-def is_complete_state(path: Path) -> bool:
-    return path.is_dir() and state_number(path) is not None and (path / TRAINER_STATE).is_file()
+class StopPolicy:
+    """The checkpoint and stop rules (module docstring), asked once per step and per epoch.
 
+    ``fit`` uses it like this:
 
-class CheckpointManager:
-    """Save, rotate and find the resumable states of one run (``RUN/states``)."""
+        policy = StopPolicy(cfg, accelerator)
+        policy.resume(run_folder, state_path, schedule)     # a resumed run only
+        with policy:                                        # SIGTERM/SIGINT now set a flag
+            for epoch in policy.epochs():
+                sums = policy.epoch_sums()
+                for batch in policy.batches(loader, epoch):
+                    ...                                     # one training step
+                    if policy.after_step(out): break
+                if policy.stopped_mid_epoch: policy.save_state(...); break
+                ...                                         # validate, record
+                end = policy.end_epoch(epoch, val_mcc)  # then best/, a state, a stop
+    """
 
-    def __init__(self, states_dir: str | Path, keep_last: int) -> None:
-        self.states_dir = Path(states_dir)
-        self.keep_last = keep_last
+    def __init__(self, cfg: GlacierConfig, accelerator, clock=time.monotonic) -> None:
+        self.cfg = cfg
+        self.accelerator = accelerator
+        self.state = TrainerState()
+        self.resumed_epoch: int | None = None  # the epoch a resumed run continues after
+        self.stopped_reason = "completed"
+        self.stopped_mid_epoch = False
+        self._clock = clock
+        self._request = StopRequest()
+        self._poll = StopPoll(accelerator, self._request, every=cfg.training.log_every)
+        # The budget counts from here: the run is built, its first epoch is about to start.
+        self._deadline = Deadline(cfg.training.max_hours, clock=clock)
+        self._last_epoch_end = clock()
+        self._epoch_length = 0
 
-    def complete_states(self) -> list[Path]:
-        """Complete states, oldest first."""
-        if not self.states_dir.is_dir():
-            return []
-        states = [p for p in self.states_dir.iterdir() if is_complete_state(p)]
-        return sorted(states, key=lambda p: state_number(p))
+    def __enter__(self) -> StopPolicy:
+        self._request.__enter__()
+        return self
 
-    def latest(self) -> Path | None:
-        states = self.complete_states()
-        return states[-1] if states else None
+    def __exit__(self, *exc: object) -> None:
+        self._request.__exit__(*exc)
 
-    def save(self, accelerator, state: TrainerState) -> Path:
-        """Save Accelerate's state and ``state`` as ``state_<global batch>``; every process calls it."""
-        final = self.states_dir / f"{STATE_PREFIX}{state.global_batch:06d}"
-        partial = self.states_dir / f".{final.name}.partial"
-        if accelerator.is_main_process:
-            shutil.rmtree(partial, ignore_errors=True)
-            partial.mkdir(parents=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(partial))
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            atomic.write_json(partial / TRAINER_STATE, state.to_dict())
-            if final.exists():  # the same step saved twice (e.g. a stop right after a save)
-                shutil.rmtree(final)
-            os.replace(partial, final)
-            self._rotate()
-        accelerator.wait_for_everyone()
-        return final
-
-    def load(self, accelerator, path: str | Path) -> TrainerState:
-        """Restore Accelerate's state from ``path`` and return the trainer state saved with it."""
-        path = Path(path)
-        if not is_complete_state(path):
-            raise GlacierError(
-                f"{path} is not a complete training state (a folder state_NNNNNN with {TRAINER_STATE}); "
-                f"pass --resume latest or one of: {', '.join(p.name for p in self.complete_states()) or 'none'}"
-            )
-        accelerator.load_state(str(path))
-        return TrainerState.from_dict(json.loads((path / TRAINER_STATE).read_text(encoding="utf-8")))
-
-    def _rotate(self) -> None:
-        # Disk is scarce on notebooks: keep the newest `keep_last` states, drop debris of
-        # interrupted writes.
-        for stale in self.complete_states()[: -self.keep_last]:
-            shutil.rmtree(stale, ignore_errors=True)
-        for debris in self.states_dir.glob(f".{STATE_PREFIX}*.partial"):
-            shutil.rmtree(debris, ignore_errors=True)
-
-
-def resolve_resume(resume: str | Path | None, run_dir: Path, keep_last: int = 1) -> Path | None:
-    """``"latest"`` -> the newest complete state of ``run_dir`` (None if there is none yet)."""
-    if resume is None:
-        return None
-    if str(resume) == "latest":
-        return CheckpointManager(run_dir / "states", keep_last).latest()
-    path = Path(resume)
-    if path.is_dir() and not is_complete_state(path) and (path / "states").is_dir():
-        # A run folder: its newest state.
-        return CheckpointManager(path / "states", keep_last).latest()
-    if not is_complete_state(path):
-        raise GlacierError(
-            f"--resume {resume}: not a complete training state; pass 'latest', a run folder "
-            "or a RUN/states/state_NNNNNN folder"
+    # ------------------------------------------------------------ where a run (re)starts
+    def resume(self, folder, path: str | Path, schedule) -> None:
+        """Restore Accelerate's state, this policy's TrainerState and the LR schedule from
+        the state ``path`` of run folder ``folder``; every process calls it."""
+        self.state = TrainerState.from_dict(folder.load_state(self.accelerator, path))
+        schedule.load_state_dict(self.state.schedule)
+        self.resumed_epoch = self.state.epoch
+        self.accelerator.print(
+            f"resumed from {path} (epoch {self.state.epoch}, batch {self.state.batch_in_epoch})"
         )
-    return path
+
+    def epochs(self) -> range:
+        return range(self.state.epoch, self.cfg.training.epochs)
+
+    def epoch_sums(self) -> EpochSums:
+        """The epoch's loss sums, continued from a state saved mid-epoch."""
+        return EpochSums(self.accelerator.device, self.state.partial_epoch or None)
+
+    def batches(self, loader, epoch: int):
+        """The epoch's batches: those not yet trained, in a run resumed mid-epoch."""
+        self._epoch_length = len(loader)
+        batches = loader
+        if self.state.batch_in_epoch:
+            batches = self.accelerator.skip_first_batches(loader, self.state.batch_in_epoch)
+        # Accelerate's loader sets the sampler's epoch to its own iteration count on every
+        # pass, which restarts at 0 in a resumed run: give it the true epoch.
+        batches.set_epoch(epoch)
+        return batches
+
+    # ------------------------------------------------------------ once per step
+    def after_step(self, out) -> bool:
+        """Count the batch, apply the non-finite loss rule, and at optimizer steps ask whether
+        any process was told to stop. True: leave the epoch now."""
+        state = self.state
+        state.batch_in_epoch += 1
+        state.global_batch += 1
+        if not out.finite:
+            self._skip_nonfinite(out)
+        if not (self.accelerator.sync_gradients and self._poll.after_step()):
+            return False
+        self.stopped_reason = self._poll.reason
+        self.stopped_mid_epoch = state.batch_in_epoch < self._epoch_length
+        return True
+
+    def _skip_nonfinite(self, out) -> None:
+        state = self.state
+        where = f"epoch {state.epoch + 1}, batch {state.batch_in_epoch}"
+        if self.cfg.training.nonfinite_loss == "stop":
+            raise GlacierError(
+                f"non-finite loss ({out.loss.item()}) at {where}: try a lower learning rate "
+                "(--lr), full precision (accelerate launch --mixed_precision no) or "
+                "--set training.nonfinite_loss=skip"
+            )
+        state.skipped_steps += 1
+        self.accelerator.print(f"skipped a step with a non-finite loss at {where} ({state.skipped_steps})")
+        if state.skipped_steps >= MAX_SKIPPED_STEPS:
+            raise GlacierError(
+                f"{state.skipped_steps} steps had a non-finite loss (last at {where}): "
+                "lower the learning rate (--lr) or train in full precision"
+            )
+
+    # ------------------------------------------------------------ once per epoch
+    def end_epoch(self, epoch: int, val_mcc: float | None) -> EpochEnd:
+        """Record the finished epoch (``val_mcc`` None: not validated) and say what to do."""
+        state = self.state
+        state.epoch, state.batch_in_epoch, state.partial_epoch = epoch + 1, 0, {}
+        improved = val_mcc is not None and self._improved(val_mcc, epoch)
+        now = self._clock()
+        self._deadline.record_epoch(now - self._last_epoch_end)
+        self._last_epoch_end = now
+        stop = self._why_stop(epoch)
+        if stop is not None:
+            self.stopped_reason = stop
+        save_every, epochs = self.cfg.checkpoints.save_every, self.cfg.training.epochs
+        save = stop is not None or (epoch + 1) % save_every == 0 or epoch + 1 == epochs
+        return EpochEnd(improved and self.cfg.checkpoints.save_best, save, stop)
+
+    def _improved(self, mcc: float, epoch: int) -> bool:
+        state = self.state
+        if state.best_mcc is None or mcc > state.best_mcc:
+            state.best_mcc, state.best_epoch = mcc, epoch + 1
+            state.validations_without_improvement = 0
+            return True
+        state.validations_without_improvement += 1
+        return False
+
+    def _why_stop(self, epoch: int) -> str | None:
+        tcfg, accelerator = self.cfg.training, self.accelerator
+        patience = tcfg.early_stopping_patience
+        if patience is not None and self.state.validations_without_improvement >= patience:
+            accelerator.print(f"early stopping: no better validation MCC for {patience} validations")
+            return "early_stopping"
+        if self._poll.now():
+            return self._poll.reason
+        # Each process reads its own clock: agree, or one would stop while the others go on.
+        if epoch + 1 < tcfg.epochs and any_process(accelerator, not self._deadline.next_epoch_fits()):
+            accelerator.print(
+                f"training.max_hours: the next epoch would not fit; stopping after epoch {epoch + 1}"
+            )
+            return "max_hours"
+        return None
+
+    # ------------------------------------------------------------ the state to resume from
+    def save_state(self, folder, schedule, sums: EpochSums | None = None) -> Path:
+        """Save a resumable state into run folder ``folder``: Accelerate's, the schedule and
+        this policy's counters, plus ``sums`` when stopped mid-epoch; every process calls it."""
+        state = self.state
+        state.schedule = schedule.state_dict()
+        state.partial_epoch = {}
+        if self.stopped_mid_epoch:
+            self.accelerator.print(
+                f"stop requested ({self.stopped_reason}): saving a state mid-epoch {state.epoch + 1}"
+            )
+            state.partial_epoch = sums.to_dict()
+        return folder.save_state(
+            self.accelerator, state.global_batch, state.to_dict(), self.cfg.checkpoints.keep_last
+        )

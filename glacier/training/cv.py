@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from glacier import atomic
+from glacier.artifacts.run import RunResult
 from glacier.config import GlacierConfig
 from glacier.errors import ConfigError
-from glacier.training.loop import RunResult
-from glacier.training.runs import PlannedRun, fit_in_turn, is_main_process
+from glacier.training.runs import ALL_FOLDS, PlannedRun, fit_in_turn, is_main_process, resolve_folds
 
 SUMMARY_JSON = "cv_summary.json"
 SUMMARY_MD = "cv_summary.md"
@@ -58,19 +58,10 @@ def run_cross_validation(
     from their latest state. ``accelerator_factory`` makes the Accelerator of each fold
     (default: ``fit`` creates one). Writes the CV summary when every fold has finished.
     """
-    from glacier.data.prepared import PreparedDataset
-
     if cfg.data.use_all_for_training:
         raise ConfigError("cross-validation needs validation folds: data.use_all_for_training is true")
-    if cfg.data.path is None:
-        raise ConfigError("no prepared dataset: pass --data PREP")
     run_dir = Path(out if out is not None else cfg.out)
-    num_folds = PreparedDataset.open(cfg.data.path).num_folds
-    folds = list(range(num_folds)) if folds is None else list(folds)
-    bad = [k for k in folds if not 0 <= k < num_folds]
-    if bad:
-        raise ConfigError(f"folds {bad} out of range: {cfg.data.path} has folds 0..{num_folds - 1}")
-
+    folds = resolve_folds(cfg, ALL_FOLDS if folds is None else folds)
     planned = [
         PlannedRun(
             k,
@@ -115,12 +106,23 @@ def summarize_folds(results: dict[int, RunResult]) -> dict[str, Any]:
     columns = {"mcc": [f["mcc"] for f in folds], "miou": [f["miou"] for f in folds]}
     for name in dict.fromkeys(n for f in folds for n in f["iou"]):
         columns[f"iou_{name}"] = [f["iou"].get(name) for f in folds]
-    mean, std = {}, {}
-    for key, values in columns.items():
-        present = [float(v) for v in values if v is not None]
-        mean[key] = statistics.fmean(present) if present else None
-        std[key] = statistics.stdev(present) if len(present) > 1 else (0.0 if present else None)
-    return {"num_folds": len(folds), "folds": folds, "mean": mean, "std": std, "std_kind": "sample (n-1)"}
+    spread = {key: mean_and_std(values) for key, values in columns.items()}
+    return {
+        "num_folds": len(folds),
+        "folds": folds,
+        "mean": {key: m for key, (m, _) in spread.items()},
+        "std": {key: s for key, (_, s) in spread.items()},
+        "std_kind": "sample (n-1)",
+    }
+
+
+def mean_and_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n - 1) of the values present (None: missing);
+    one value has std 0, none has neither."""
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return None, None
+    return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else 0.0
 
 
 def summary_table(summary: dict[str, Any]) -> str:

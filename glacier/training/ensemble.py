@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from glacier.artifacts import EnsembleFolder, EnsembleMember
+from glacier.artifacts.run import RunResult
 from glacier.config import GlacierConfig
 from glacier.errors import ConfigError
-from glacier.training.loop import RunResult
-from glacier.training.runs import PlannedRun, fit_in_turn, is_main_process
+from glacier.training.runs import FoldRequest, PlannedRun, fit_in_turn, is_main_process, resolve_folds
 
 RUNS_DIR = "runs"
 
@@ -49,7 +49,7 @@ def train_ensemble(
     cfg: GlacierConfig,
     *,
     seeds: Sequence[int],
-    folds: Sequence[int] | None,
+    folds: FoldRequest = None,
     out: str | Path,
     init_from: str | Path | None = None,
     resume: str | Path | None = None,
@@ -58,19 +58,19 @@ def train_ensemble(
 ) -> EnsembleResult:
     """Train ``seeds`` x ``folds`` members and write the ensemble folder ``out``.
 
-    ``folds`` None (or ``data.use_all_for_training``) trains each seed on every fold, one
-    member per seed. The ensemble folder is written once every member has finished.
+    ``folds``: validation folds, ``"all"``, or None for the config's ``data.fold``. With
+    ``data.use_all_for_training`` each seed trains on every tile instead, one member per
+    seed. The ensemble folder is written once every member has finished.
     """
     from accelerate import PartialState
 
     if not seeds:
         raise ConfigError("--seeds: give at least one seed, e.g. --seeds 42,123,456")
     out = Path(out)
-    plan = (
-        [(s, None) for s in seeds]
-        if folds is None or cfg.data.use_all_for_training
-        else [(s, k) for s in seeds for k in folds]
-    )
+    if cfg.data.use_all_for_training:
+        plan: list[tuple[int, int | None]] = [(s, None) for s in seeds]
+    else:
+        plan = [(s, k) for s in seeds for k in resolve_folds(cfg, folds)]
     planned = []
     for seed, fold in plan:
         name = member_name(seed, fold)

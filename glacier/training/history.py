@@ -1,58 +1,91 @@
-"""The per-epoch record of a run: ``metrics.csv`` and the one line printed per epoch."""
+"""The per-epoch record of a run: the training loss summed over the epoch, the row that goes
+into ``metrics.csv`` (glacier/artifacts/run.py writes it) and the one line printed."""
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-from pathlib import Path
+from typing import Any
 
-from glacier import atomic
+import torch
 
-LEADING_COLUMNS = ("epoch", "train_loss")
-TRAILING_COLUMNS = ("lr", "seconds", "images_per_s")
+from glacier.training.step import StepOutput
 
 
-class MetricsLog:
-    """Rows of ``metrics.csv``, one per epoch, rewritten atomically after each epoch.
+class EpochSums:
+    """Running sums of the training loss (and its parts) over one epoch, on the device.
 
-    The file is small (one row per epoch), so it is rewritten whole: a resumed run drops rows
-    after the epoch it resumes from, and a column that first appears later (validation only
-    every few epochs) still gets a header.
+    ``saved`` (``to_dict`` of an unfinished epoch, from a state saved mid-epoch) continues
+    those sums, so a resumed epoch reports the same loss as an uninterrupted one.
     """
 
-    def __init__(self, path: str | Path, resume_after_epoch: int | None = None) -> None:
-        self.path = Path(path)
-        self.rows: list[dict[str, object]] = []
-        if resume_after_epoch is not None and self.path.is_file():
-            with open(self.path, newline="", encoding="utf-8") as handle:
-                self.rows = [row for row in csv.DictReader(handle) if int(row["epoch"]) <= resume_after_epoch]
+    def __init__(self, device, saved: dict[str, Any] | None = None) -> None:
+        self.device = device
+        self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.parts: dict[str, torch.Tensor] = {}
+        self.images = 0
+        self.batches = 0
+        if saved:
+            self.loss += saved["loss"]
+            self.parts = {
+                k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in saved["parts"].items()
+            }
+            self.images, self.batches = int(saved["images"]), int(saved["batches"])
 
-    def append(self, row: dict[str, object]) -> None:
-        self.rows.append(dict(row))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(self.path, self._render())
+    def add(self, out: StepOutput, images: int) -> None:
+        self.loss += out.loss.double()
+        for key, value in out.parts.items():
+            if key not in self.parts:
+                self.parts[key] = torch.zeros((), dtype=torch.float64, device=self.device)
+            self.parts[key] += value.double()
+        self.images += images
+        self.batches += 1
 
-    def columns(self) -> list[str]:
-        seen: list[str] = []
-        for row in self.rows:
-            seen.extend(k for k in row if k not in seen)
-        middle = [c for c in seen if c not in LEADING_COLUMNS + TRAILING_COLUMNS]
-        return [*LEADING_COLUMNS, *middle, *TRAILING_COLUMNS]
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loss": float(self.loss.item()),
+            "parts": {k: float(v.item()) for k, v in self.parts.items()},
+            "images": self.images,
+            "batches": self.batches,
+        }
 
-    def _render(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.columns(), lineterminator="\n")
-        writer.writeheader()
-        for row in self.rows:
-            writer.writerow({k: _cell(v) for k, v in row.items()})
-        return buffer.getvalue()
+    def reduced(self, accelerator) -> dict[str, float]:
+        """Mean loss (and parts) per batch over all processes, and the total image count."""
+        keys = sorted(self.parts)
+        local = torch.stack(
+            [self.loss, *(self.parts[k] for k in keys)]
+            + [torch.tensor(float(self.batches), dtype=torch.float64, device=self.device)]
+            + [torch.tensor(float(self.images), dtype=torch.float64, device=self.device)]
+        )
+        total = accelerator.reduce(local, reduction="sum") if accelerator.num_processes > 1 else local
+        values = total.tolist()
+        batches = max(values[-2], 1.0)
+        result = {"train_loss": values[0] / batches}
+        result.update({f"train_{k}": v / batches for k, v in zip(keys, values[1:-2], strict=True)})
+        result["images"] = values[-1]
+        return result
 
 
-def _cell(value: object) -> object:
-    if isinstance(value, float):
-        return f"{value:.6g}" if math.isfinite(value) else str(value)
-    return value
+def epoch_row(
+    epoch: int,
+    lr: float,
+    train: dict[str, float],
+    validation: dict[str, Any] | None,
+    seconds: float,
+    train_seconds: float,
+) -> dict[str, Any]:
+    """One row of metrics.csv: the epoch (1-based), the learning rate it trained with, the
+    reduced training sums (``EpochSums.reduced``), the validation metrics if it was validated,
+    its duration and the training throughput."""
+    train = dict(train)
+    images = train.pop("images")
+    row: dict[str, Any] = {"epoch": epoch, "lr": lr, **train}
+    if validation is not None:
+        row["val_loss"], row["val_mcc"] = validation["loss"], validation["mcc"]
+        for name, value in validation["iou"].items():
+            row[f"iou_{name}"] = float("nan") if value is None else value
+        row["miou"] = float("nan") if validation["miou"] is None else validation["miou"]
+    row["seconds"] = seconds
+    row["images_per_s"] = images / max(train_seconds, 1e-9)
+    return row
 
 
 def epoch_line(row: dict[str, object], epochs: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import time
 from pathlib import Path
@@ -50,3 +51,40 @@ def provenance(cfg: GlacierConfig, prepared, bands, init_report, epochs_run: int
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     }
+
+
+MODEL_METRICS = ("mcc", "iou", "f1", "miou", "mean_f1", "pixel_accuracy", "loss", "tiles")
+"""The validation metrics a model folder keeps."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelWriter:
+    """Writes one run's model folders (``best/``, ``last/``) with what each records besides
+    its weights: the statistics the run trained with, its sensor bands and how it was made
+    (``init_report``: where its first weights came from; None when this process did not
+    load them from a model folder)."""
+
+    folder: Any
+    """The run's ``RunFolder``."""
+    cfg: GlacierConfig
+    data: Any
+    """The run's ``RunData``."""
+    init_report: dict[str, Any] | None
+
+    def write(self, name: str, model, validation: dict[str, Any], epochs_run: int) -> None:
+        """Model folder ``name`` of ``model`` after ``epochs_run`` epochs; ``validation``: its
+        latest validation metrics ({} when it was never validated)."""
+        data = self.data
+        self.folder.write_model(
+            name,
+            model,
+            normalization=data.stats,
+            metrics=model_metrics(validation, epochs_run),
+            training=provenance(self.cfg, data.prepared, data.bands, self.init_report, epochs_run),
+            sensor_bands=data.sensor_bands,
+        )
+
+
+def model_metrics(validation: dict[str, Any], epochs_run: int) -> dict[str, Any]:
+    """The ``metrics`` of a model folder: the kept validation metrics and the epochs trained."""
+    return {**{k: validation[k] for k in MODEL_METRICS if k in validation}, "epoch": epochs_run}

@@ -1,4 +1,5 @@
-"""Several ``fit`` runs in turn (cross-validation folds, ensemble members), resumable.
+"""Several ``fit`` runs in turn (cross-validation folds, ensemble members), resumable, and
+the validation folds they use.
 
 With ``resume``, runs that finished are skipped (their ``result.json`` read back) and the
 interrupted one continues from its latest state; a run that stops early (signal,
@@ -8,13 +9,43 @@ interrupted one continues from its latest state; a run that stops early (signal,
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from glacier.artifacts.run import RunFolder, RunResult
 from glacier.config import GlacierConfig
-from glacier.training.loop import RESULT_FILE, RunResult, fit
+from glacier.errors import ConfigError
+from glacier.training.loop import fit
+
+ALL_FOLDS = "all"
+FoldRequest = Sequence[int] | Literal["all"] | None
+"""Validation folds: a list, ``"all"`` (every fold of the prepared dataset) or None (the
+config's ``data.fold``)."""
+
+
+def resolve_folds(cfg: GlacierConfig, folds: FoldRequest) -> list[int]:
+    """The validation folds ``folds`` names, checked against the prepared dataset
+    ``data.path`` before anything trains."""
+    from glacier.data.prepared import PreparedDataset
+
+    if cfg.data.path is None:
+        raise ConfigError("no prepared dataset: pass --data PREP")
+    num_folds = PreparedDataset.open(cfg.data.path).num_folds
+    if folds is None:
+        chosen = [cfg.data.fold]
+    elif isinstance(folds, str):
+        if folds != ALL_FOLDS:
+            raise ConfigError(f"folds {folds!r}: give fold numbers or {ALL_FOLDS!r}")
+        chosen = list(range(num_folds))
+    else:
+        chosen = list(folds)
+    if not chosen:
+        raise ConfigError("folds: give at least one fold, e.g. 0,1,2")
+    bad = [k for k in chosen if not 0 <= k < num_folds]
+    if bad:
+        raise ConfigError(f"folds {bad} out of range: {cfg.data.path} has folds 0..{num_folds - 1}")
+    return chosen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,15 +57,6 @@ class PlannedRun:
     """E.g. ``fold 0`` or ``member seed42_fold0``."""
     cfg: GlacierConfig
     out: Path
-
-
-def finished_result(folder: Path) -> RunResult | None:
-    """The RunResult of a run folder whose training finished (None otherwise)."""
-    path = folder / RESULT_FILE
-    if not path.is_file():
-        return None
-    result = RunResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    return result if result.finished else None
 
 
 def fit_in_turn(
@@ -53,7 +75,7 @@ def fit_in_turn(
     """
     results: dict[Hashable, RunResult] = {}
     for i, run in enumerate(runs):
-        done = finished_result(run.out) if resume is not None else None
+        done = RunFolder(run.out).finished_result() if resume is not None else None
         if done is not None:
             print_fn(f"{run.label}: already finished ({run.out}), skipped")
             results[run.key] = done

@@ -56,8 +56,9 @@ class StopRequest:
 class Deadline:
     """A wall-time budget: is there time for one more epoch?
 
-    The next epoch is expected to take as long as the slowest epoch so far (plus the time a
-    checkpoint takes), so the run stops with a state saved before the budget runs out.
+    The next epoch is expected to take as long as the slowest one recorded so far (``fit``
+    records the time from one epoch's end to the next, so the model and state writes
+    count too), so the run stops with a state saved before the budget runs out.
     """
 
     def __init__(self, max_hours: float | None, clock=time.monotonic) -> None:
@@ -77,9 +78,6 @@ class Deadline:
         if self._budget is None:
             return True
         return self.elapsed + self._longest_epoch <= self._budget
-
-    def expired(self) -> bool:
-        return self._budget is not None and self.elapsed >= self._budget
 
 
 def any_process(accelerator, flag: bool) -> bool:

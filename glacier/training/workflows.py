@@ -14,7 +14,7 @@ from glacier.config import GlacierConfig
 from glacier.training.cv import CVResult, run_cross_validation
 from glacier.training.ensemble import EnsembleResult, train_ensemble
 from glacier.training.loop import RunResult, fit
-from glacier.training.runs import is_main_process
+from glacier.training.runs import FoldRequest, is_main_process
 
 
 def _create_repo(repo_id: str | None, cfg: GlacierConfig) -> None:
@@ -71,13 +71,14 @@ def ensemble(
     cfg: GlacierConfig,
     *,
     seeds: Sequence[int],
-    folds: Sequence[int] | None,
+    folds: FoldRequest = None,
     out: str | Path,
     init_from: str | None = None,
     resume: str | None = None,
     push_to_hub: str | None = None,
 ) -> EnsembleResult:
-    """Train the seed x fold members into one ensemble folder; push it if asked."""
+    """Train the seed x fold members into one ensemble folder (``folds``: see
+    ``train_ensemble``); push it if asked."""
     repo_id = push_to_hub or cfg.hub.push_to_hub
     _create_repo(repo_id, cfg)
     result = train_ensemble(cfg, seeds=seeds, folds=folds, out=out, init_from=init_from, resume=resume)
