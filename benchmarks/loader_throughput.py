@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 
 from glacier.data.augment import AlbumentationsAugmentation, TileAugmentation  # noqa: E402
-from glacier.data.competition import find_scenes, read_scene  # noqa: E402
+from glacier.data.competition import CompetitionScenes  # noqa: E402
 from glacier.data.prepare import PrepareOptions, prepare_competition  # noqa: E402
 from glacier.data.prepared import PreparedDataset, TileDataset  # noqa: E402
 from glacier.domain import CLASS_VALUES, COMPETITION_BAND_FOLDERS  # noqa: E402
@@ -66,7 +66,7 @@ class GeoTiffDataset(torch.utils.data.Dataset):
     """The baseline: every sample reads its 5 band files and label with rasterio."""
 
     def __init__(self, train: Path, stats, augment: bool) -> None:
-        self.scenes = find_scenes(train, require_labels=True)
+        self.scenes = CompetitionScenes(train, require_labels=True)
         self.stats = stats
         self.augmentation = TileAugmentation() if augment else None
 
@@ -74,7 +74,8 @@ class GeoTiffDataset(torch.utils.data.Dataset):
         return len(self.scenes)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image, mask, _ = read_scene(self.scenes[index])
+        sample = self.scenes[index]
+        image, mask = sample["image"], sample["mask"]
         image = normalize(image, self.stats)
         if self.augmentation is not None:
             image, mask = self.augmentation(image, mask, np.random.SeedSequence([0, 0, index]))

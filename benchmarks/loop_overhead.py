@@ -42,7 +42,7 @@ def build(size: int, batch: int, encoder: str, seed: int = 0):
         "image": torch.randn(batch, len(bands), size, size, generator=generator),
         "mask": torch.randint(0, 4, (batch, size, size), generator=generator),
     }
-    return cfg, model, CombinedLoss(cfg.training.loss), batch_data
+    return cfg, model, CombinedLoss(**cfg.training.loss.model_dump()), batch_data
 
 
 def bare_step(model, batch, loss_fn, optimizer, max_grad_norm):

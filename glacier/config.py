@@ -1,15 +1,22 @@
-"""One typed configuration for every command: YAML defaults, then command-line overrides.
+"""One typed configuration for every command: presets, then command-line overrides.
 
-    cfg = load_config("competition_finetune", overrides=["training.lr=1e-4"], epochs=3)
+    cfg = load_config("competition_finetune", overrides=["training.optimizer.lr=1e-4"], epochs=3)
 
-A config is a packaged preset name (``tiny``, ``hkh_pretrain``, ...) or a YAML path; values
-from ``--set section.key=value`` and the common flags are applied on top, then the whole is
-validated once and frozen. Unknown keys and wrong types are ConfigErrors naming the key and
-the file. The resolved config is written into every output folder (``save_config``).
+A config is a packaged preset name (``tiny``, ``hkh_pretrain``, ...) or a YAML path. A preset
+may start from another one, ``base: competition_finetune`` (a packaged preset, or a path
+relative to the preset file), and list only what differs: sections merge key by key, a
+value replaces the base's value. Then ``--set section.key=value`` overrides and the common
+flags are applied on top, and the whole is validated once, strictly typed (``true`` is not
+a number, ``"3"`` is not an int), and frozen. Unknown keys and wrong types are ConfigErrors
+naming the key and where it was written: the file, the ``--set`` or the flag. The resolved
+config (complete, with no ``base``) is written into every output folder (``save_config``).
 """
 
 from __future__ import annotations
 
+import difflib
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -199,11 +206,11 @@ class GlacierConfig(_Section):
         return self.model_dump(mode="json")
 
     def updated(self, **dotted: Any) -> GlacierConfig:
-        """A validated copy with ``{"section.key": value}`` overrides applied."""
-        data = self.to_dict()
-        for key, value in dotted.items():
-            _set_dotted(data, key, value, source="<code>")
-        return _validate(data, source="<code>")
+        """A validated copy with ``{"section.key": value}`` overrides applied (Python values,
+        validated like pydantic's defaults rather than strictly)."""
+        layers = [_Layer("<code>", self.to_dict())]
+        layers += [_Layer("<code>", _nested(key, value, "<code>")) for key, value in dotted.items()]
+        return _resolve(layers, strict=False)
 
 
 # Common command-line flags -> config keys (names kept stable for scripts and notebooks).
@@ -218,6 +225,33 @@ FLAG_KEYS: dict[str, str] = {
 }
 
 
+BASE_KEY = "base"
+"""The key by which a preset names the preset it starts from."""
+OVERRIDE_EXAMPLE = "training.optimizer.lr=1e-4"
+"""The ``--set`` example the error hints show (a test checks that it is accepted)."""
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-4`` as a number as YAML 1.2 does (YAML 1.1 and so
+    plain PyYAML read it as a string, which strict typing would reject)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """Config values written in one place (a preset file, one ``--set``, one flag), nested
+    like the config; ``source`` is what errors name."""
+
+    source: str
+    values: dict[str, Any]
+
+
 def preset_names() -> list[str]:
     """Names of the packaged configs (``--config NAME``)."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
@@ -225,15 +259,18 @@ def preset_names() -> list[str]:
 
 def resolve_config_path(config: str | Path) -> Path:
     """A packaged preset name or a YAML path -> an existing file."""
-    path = Path(config)
-    if path.is_file():
-        return path
-    preset = PRESET_DIR / f"{config}.yaml"
-    if preset.is_file():
-        return preset
-    raise ConfigError(
-        f"config {str(config)!r} is neither a file nor a packaged config; packaged configs: {', '.join(preset_names())}"
-    )
+    path = _config_file(config)
+    if path is None:
+        raise ConfigError(
+            f"config {str(config)!r} is neither a file nor a packaged config; "
+            f"packaged configs: {', '.join(preset_names())}"
+        )
+    return path
+
+
+def preset_chain(config: str | Path) -> list[Path]:
+    """The files a config is built from: its deepest ``base`` first, the config itself last."""
+    return [Path(layer.source) for layer in _preset_layers(config)]
 
 
 def load_config(
@@ -241,38 +278,16 @@ def load_config(
     overrides: list[str] | tuple[str, ...] = (),
     **flags: Any,
 ) -> GlacierConfig:
-    """Load a preset or YAML file, apply ``key=value`` overrides and flags, validate, freeze.
+    """Load a preset or YAML file (with its bases), apply ``key=value`` overrides and flags,
+    validate strictly, freeze.
 
     ``flags`` are the common options (``epochs``, ``batch_size``, ``lr``, ``fold``, ``seed``,
     ``out``, ``data``); a None flag is not applied.
     """
-    source = "<defaults>"
-    data: dict[str, Any] = {}
-    if config is not None:
-        path = resolve_config_path(config)
-        source = str(path)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(
-                f"{path}: the top level must be a mapping of sections, got {type(loaded).__name__}"
-            )
-        data = loaded or {}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: write it as section.key=value, e.g. training.lr=1e-4")
-        _set_dotted(data, key.strip(), yaml.safe_load(raw) if raw.strip() else None, source=f"--set {item}")
-    for flag, value in flags.items():
-        if flag not in FLAG_KEYS:
-            raise TypeError(f"unknown flag {flag!r}")
-        if value is not None:
-            _set_dotted(
-                data, FLAG_KEYS[flag], str(value) if flag in ("data", "out") else value, source=f"--{flag}"
-            )
-    return _validate(data, source=source)
+    layers = _preset_layers(config) if config is not None else []
+    layers += [_override_layer(item) for item in overrides]
+    layers += _flag_layers(flags)
+    return _resolve(layers, strict=True)
 
 
 def save_config(cfg: GlacierConfig, path: str | Path) -> None:
@@ -280,31 +295,193 @@ def save_config(cfg: GlacierConfig, path: str | Path) -> None:
     atomic.write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> GlacierConfig:
-    """Validate a plain dict (e.g. one embedded in a model's config.json)."""
-    return _validate(dict(data), source=source)
+# ------------------------------------------------------------------------ preset files
+def _preset_layers(config: str | Path) -> list[_Layer]:
+    """One layer per file of the preset's chain, deepest base first, without their ``base`` keys."""
+    path = resolve_config_path(config)
+    layers: list[_Layer] = []
+    while True:
+        if any(Path(layer.source).resolve() == path.resolve() for layer in layers):
+            cycle = " -> ".join(Path(layer.source).name for layer in reversed(layers))
+            raise ConfigError(f"{layers[0].source}: presets inherit in a cycle: {cycle} -> {path.name}")
+        values = _read_mapping(path)
+        base = values.pop(BASE_KEY, None)
+        layers.insert(0, _Layer(str(path), values))
+        if base is None:
+            return layers
+        path = _resolve_base(path, base)
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{source}: {key!r} goes through {part!r}, which is a value, not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def _validate(data: dict[str, Any], source: str) -> GlacierConfig:
+def _read_mapping(path: Path) -> dict[str, Any]:
     try:
-        return GlacierConfig.model_validate(data)
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(loaded).__name__}")
+    return loaded or {}
+
+
+def _resolve_base(path: Path, base: Any) -> Path:
+    """A preset's ``base``: a file relative to the preset, else a packaged preset name."""
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: {BASE_KEY} must be a packaged preset name or a YAML path, got {base!r}")
+    found = _config_file(base, beside=path.parent)
+    if found is None:
+        raise ConfigError(
+            f"{path}: {BASE_KEY} {base!r} is neither a file ({path.parent / base}) nor a packaged preset "
+            f"({', '.join(preset_names())})"
+        )
+    return found
+
+
+def _config_file(config: str | Path, beside: Path = Path()) -> Path | None:
+    """``config`` as a file (relative to ``beside``), else as a packaged preset name."""
+    for path in (beside / config, PRESET_DIR / f"{config}.yaml"):
+        if path.is_file():
+            return path
+    return None
+
+
+# -------------------------------------------------------------------- overrides, flags
+def _override_layer(item: str) -> _Layer:
+    """``--set section.key=value``: the value is YAML (``3``, ``1e-4``, ``true``, ``[1, 2]``, ``null``)."""
+    key, sep, raw = item.partition("=")
+    key, source = key.strip(), f"--set {item}"
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: write it as section.key=value, e.g. {OVERRIDE_EXAMPLE}")
+    if not raw.strip():
+        return _Layer(source, _nested(key, None, source))
+    try:
+        value = yaml.load(raw, Loader=_YamlLoader)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{source}: {raw!r} is not a valid YAML value ({problem}); quote a text that holds "
+            "YAML punctuation, e.g. --set name='\"a: b\"'"
+        ) from None
+    return _Layer(source, _nested(key, value, source))
+
+
+def _flag_layers(flags: dict[str, Any]) -> list[_Layer]:
+    layers = []
+    for flag, value in flags.items():
+        if flag not in FLAG_KEYS:
+            raise TypeError(f"unknown flag {flag!r}")
+        if value is not None:
+            source = f"--{flag.replace('_', '-')}"
+            value = str(value) if flag in ("data", "out") else value
+            layers.append(_Layer(source, _nested(FLAG_KEYS[flag], value, source)))
+    return layers
+
+
+def _nested(key: str, value: Any, source: str) -> dict[str, Any]:
+    """``"a.b.c"`` and a value -> ``{"a": {"b": {"c": value}}}``; the key may pass through
+    sections only, not through a value such as ``training.epochs``."""
+    parts = key.split(".")
+    section: type[BaseModel] | None = GlacierConfig
+    for depth, part in enumerate(parts[:-1]):
+        field = section.model_fields.get(part) if section is not None else None
+        section = _section_type(field)
+        if field is not None and section is None:
+            whole = ".".join(parts[: depth + 1])
+            raise ConfigError(
+                f"{source}: {key!r} goes through {part!r}, which is a value, not a section; "
+                f"set the whole value instead ({whole}=...)"
+            )
+    nested: Any = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    return nested
+
+
+# -------------------------------------------------------------------- merge, validate
+def _resolve(layers: list[_Layer], strict: bool) -> GlacierConfig:
+    """Merge the layers in order (later ones win, sections key by key) and validate once."""
+    data: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for layer in layers:
+        unknown = _merge(data, layer.values, GlacierConfig, layer.source, origins)
+        if unknown:
+            raise ConfigError(f"{layer.source}: invalid config: " + "; ".join(unknown))
+    return _validate(data, origins, strict)
+
+
+def _section_type(field: Any) -> type[BaseModel] | None:
+    annotation = getattr(field, "annotation", None)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _merge(
+    data: dict[str, Any],
+    values: dict[str, Any],
+    section: type[BaseModel],
+    source: str,
+    origins: dict[str, str],
+    prefix: str = "",
+) -> list[str]:
+    """Merge ``values`` into ``data`` along the schema's sections, noting in ``origins`` where
+    each key was written; returns a message for each key the schema does not have."""
+    unknown = []
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        field = section.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            unknown.append(_unknown_key(dotted))
+            continue
+        sub = _section_type(field)
+        if sub is not None and isinstance(value, dict):
+            if not isinstance(data.get(key), dict):
+                data[key] = {}
+            unknown += _merge(data[key], value, sub, source, origins, f"{dotted}.")
+        else:
+            data[key] = value
+            origins.pop(dotted, None)  # re-inserted last: the latest writer of a key comes last
+            origins[dotted] = source
+    return unknown
+
+
+def _leaf_keys(section: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in section.model_fields.items():
+        sub = _section_type(field)
+        keys += _leaf_keys(sub, f"{prefix}{name}.") if sub is not None else [f"{prefix}{name}"]
+    return keys
+
+
+def _unknown_key(dotted: str) -> str:
+    """The message for a key the schema lacks, naming the keys it may mean (``training.lr``
+    -> ``training.optimizer.lr``: the same last part, or else the closest spelling)."""
+    keys = _leaf_keys(GlacierConfig)
+    last = dotted.rsplit(".", 1)[-1]
+    guesses = [k for k in keys if k.rsplit(".", 1)[-1] == last] or difflib.get_close_matches(
+        dotted, keys, n=1
+    )
+    hint = f" (did you mean {' or '.join(repr(g) for g in guesses[:2])}?)" if guesses else ""
+    return f"unknown key {dotted!r}{hint}"
+
+
+def _origin(key: str, origins: dict[str, str]) -> str:
+    """Where ``key`` (or the value holding it, or the last key written in it) was written."""
+    parts = key.split(".")
+    for n in range(len(parts), 0, -1):
+        source = origins.get(".".join(parts[:n]))
+        if source is not None:
+            return source
+    inside = [source for written, source in origins.items() if written.startswith(f"{key}.")]
+    return inside[-1] if inside else "<defaults>"
+
+
+def _validate(data: dict[str, Any], origins: dict[str, str], strict: bool) -> GlacierConfig:
+    try:
+        return GlacierConfig.model_validate(data, strict=strict)
     except ValidationError as exc:
-        problems = []
+        problems: dict[str, list[str]] = {}
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "<top level>"
-            if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key {key!r}")
-            else:
-                problems.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
-        raise ConfigError(f"{source}: invalid config: " + "; ".join(problems)) from None
+            problems.setdefault(_origin(key, origins), []).append(
+                f"{key}: {err['msg']} (got {err.get('input')!r})"
+            )
+        raise ConfigError(
+            "; ".join(f"{source}: invalid config: " + "; ".join(items) for source, items in problems.items())
+        ) from None

@@ -1,6 +1,6 @@
 """Segmentation losses: a functional core and one thin module that combines them.
 
-    criterion = CombinedLoss(cfg.training.loss)
+    criterion = CombinedLoss(focal_weight=1.0, dice_weight=1.0, mcc_weight=0.5, boundary_weight=0.5)
     criterion.set_epoch(epoch)                        # boundary-weight ramp
     total, parts = criterion(logits, masks, boundary_logits)
 
@@ -17,12 +17,12 @@ checks it) and adds class weights. smp has no multiclass MCC loss and no boundar
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from glacier.config import LossConfig
 from glacier.domain import IGNORE_INDEX, NUM_CLASSES
 
 # ------------------------------------------------------------------- functional core
@@ -171,26 +171,44 @@ def _probs_and_onehot(
 
 
 class CombinedLoss(nn.Module):
-    """Weighted focal + Dice + MCC (+ boundary) loss, configured by ``LossConfig``.
+    """Weighted focal + Dice + MCC (+ boundary) loss, from plain arguments.
 
-    ``forward`` returns ``(total, parts)``; ``parts`` holds each weighted-in term, detached,
-    for logging. The boundary weight follows ``boundary_ramp``: ``linear`` grows it from 0
-    at epoch 0 to ``boundary_weight`` at ``boundary_ramp_epochs`` (call ``set_epoch``).
+    A term takes part when its weight is above 0; the boundary term whenever boundary logits
+    are passed. ``forward`` returns ``(total, parts)``; ``parts`` holds each weighted-in term,
+    detached, for logging. ``boundary_ramp="linear"`` grows the boundary weight from 0 at
+    epoch 0 to ``boundary_weight`` at ``boundary_ramp_epochs`` (call ``set_epoch``). The
+    arguments are the fields of the training config's loss section, so training builds it as
+    ``CombinedLoss(**cfg.training.loss.model_dump(), num_classes=...)``.
     """
 
     def __init__(
-        self, loss_cfg: LossConfig, num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX
+        self,
+        *,
+        focal_weight: float = 0.0,
+        dice_weight: float = 0.0,
+        mcc_weight: float = 0.0,
+        boundary_weight: float = 0.0,
+        boundary_ramp: Literal["none", "linear"] = "none",
+        boundary_ramp_epochs: int = 0,
+        focal_gamma: float = 2.0,
+        class_weights: Sequence[float] | None = None,
+        num_classes: int = NUM_CLASSES,
+        ignore_index: int = IGNORE_INDEX,
     ) -> None:
         super().__init__()
-        self.cfg = loss_cfg
-        self.num_classes = num_classes
+        if boundary_ramp not in ("none", "linear"):
+            raise ValueError(f"boundary_ramp must be 'none' or 'linear', got {boundary_ramp!r}")
+        if class_weights is not None and len(class_weights) != num_classes:
+            raise ValueError(f"{len(class_weights)} class weights for {num_classes} classes")
+        self.weights = {"focal": focal_weight, "dice": dice_weight, "mcc": mcc_weight}
+        self.max_boundary_weight = boundary_weight
+        self.boundary_ramp = boundary_ramp
+        self.boundary_ramp_epochs = boundary_ramp_epochs
+        self.focal_gamma = focal_gamma
         self.ignore_index = ignore_index
-        weights = loss_cfg.class_weights
-        if weights is not None and len(weights) != num_classes:
-            raise ValueError(f"{len(weights)} class weights for {num_classes} classes")
         self.register_buffer(
             "class_weights",
-            torch.tensor(weights, dtype=torch.float32) if weights is not None else None,
+            torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None,
             persistent=False,
         )
         self.epoch = 0
@@ -201,49 +219,37 @@ class CombinedLoss(nn.Module):
     @property
     def boundary_weight(self) -> float:
         """The boundary term's weight at the current epoch."""
-        cfg = self.cfg
-        if cfg.boundary_ramp == "none" or cfg.boundary_ramp_epochs == 0:
-            return cfg.boundary_weight
-        return cfg.boundary_weight * min(1.0, self.epoch / cfg.boundary_ramp_epochs)
+        if self.boundary_ramp == "none" or self.boundary_ramp_epochs == 0:
+            return self.max_boundary_weight
+        return self.max_boundary_weight * min(1.0, self.epoch / self.boundary_ramp_epochs)
 
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, boundary_logits: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cfg = self.cfg
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            logits = logits.float()
-            terms: list[tuple[str, float, torch.Tensor]] = []
-            if cfg.focal_weight > 0:
-                terms.append(
-                    (
-                        "focal",
-                        cfg.focal_weight,
-                        focal_loss(logits, target, cfg.focal_gamma, self.class_weights, self.ignore_index),
-                    )
-                )
-            if cfg.dice_weight > 0:
-                terms.append(
-                    (
-                        "dice",
-                        cfg.dice_weight,
-                        dice_loss(logits, target, self.class_weights, self.ignore_index),
-                    )
-                )
-            if cfg.mcc_weight > 0:
-                terms.append(("mcc", cfg.mcc_weight, mcc_loss(logits, target, self.ignore_index)))
-            if boundary_logits is not None:
-                # Always in the graph (even at weight 0 early in the ramp) so that DDP sees
-                # the boundary head used in every step.
-                terms.append(
-                    (
-                        "boundary",
-                        self.boundary_weight,
-                        boundary_loss(boundary_logits, target, None, self.ignore_index),
-                    )
-                )
+            terms = self._terms(logits.float(), target, boundary_logits)
             if not terms:
                 raise ValueError(
                     "every loss weight is 0: set training.loss.focal_weight or another weight > 0"
                 )
             total = sum(weight * value for _, weight, value in terms)
         return total, {name: value.detach() for name, _, value in terms}
+
+    def _terms(
+        self, logits: torch.Tensor, target: torch.Tensor, boundary_logits: torch.Tensor | None
+    ) -> list[tuple[str, float, torch.Tensor]]:
+        """(name, weight, value) of each term taking part."""
+        ignore, weights = self.ignore_index, self.class_weights
+        compute = {
+            "focal": lambda: focal_loss(logits, target, self.focal_gamma, weights, ignore),
+            "dice": lambda: dice_loss(logits, target, weights, ignore),
+            "mcc": lambda: mcc_loss(logits, target, ignore),
+        }
+        terms = [(name, weight, compute[name]()) for name, weight in self.weights.items() if weight > 0]
+        if boundary_logits is not None:
+            # Always in the graph (even at weight 0 early in the ramp) so that DDP sees the
+            # boundary head used in every step.
+            terms.append(
+                ("boundary", self.boundary_weight, boundary_loss(boundary_logits, target, None, ignore))
+            )
+        return terms

@@ -6,7 +6,7 @@
 
 Every key comes from the pydantic models: its type, constraints and default from the field,
 its meaning from the docstring written under it in glacier/config.py, and the packaged
-presets that change it from glacier/configs/*.yaml.
+presets that change it from glacier/configs/*.yaml, resolved through their ``base`` chains.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel
 
 from glacier import config as config_module
-from glacier.config import PRESET_DIR, GlacierConfig, preset_names
+from glacier.config import PRESET_DIR, GlacierConfig, load_config, preset_chain, preset_names
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOC_PATH = REPO_ROOT / "docs" / "configuration.md"
@@ -44,6 +44,16 @@ glacier finetune --config competition_finetune --set training.loss.mcc_weight=0.
 ```
 
 Write your own YAML with only the keys you change; everything else keeps the default below.
+Start it from a preset with `base: competition_finetune` (a packaged preset, or a path relative
+to your file) to change only what differs from that preset: sections merge key by key, a value
+replaces the base's, and a base may have a base of its own.
+
+```yaml
+base: competition_finetune
+name: my_finetune
+training:
+  optimizer: {lr: 3.0e-4}   # the rest of training.optimizer stays as competition_finetune sets it
+```
 """
 
 
@@ -116,13 +126,18 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def preset_values() -> dict[str, dict[str, Any]]:
-    """dotted key -> {preset: value} for every key a packaged preset sets."""
+    """dotted key -> {preset: value} for every key of every packaged preset, resolved (bases applied)."""
     values: dict[str, dict[str, Any]] = {}
     for name in preset_names():
-        raw = yaml.safe_load((PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8")) or {}
-        for key, value in flatten(raw).items():
+        for key, value in flatten(load_config(name).to_dict()).items():
             values.setdefault(key, {})[name] = value
     return values
+
+
+def chain_text(name: str) -> str:
+    """A preset's inheritance, base first: `competition_finetune` -> `competition_finetune_kaggle`."""
+    chain = preset_chain(name)
+    return " -> ".join(f"`{path.stem}`" for path in chain) if len(chain) > 1 else "none (complete)"
 
 
 def preset_summary(name: str) -> str:
@@ -166,7 +181,7 @@ def section_tables(model: type[BaseModel], prefix: str, docs, presets, out: list
     if rows:
         title = prefix.rstrip(".") or "top level"
         out.append(f"\n## `{title}`\n")
-        doc = inspect.getdoc(model)
+        doc = model.__dict__.get("__doc__")  # the section's own docstring, never BaseModel's
         if doc and model is not GlacierConfig:
             out.append(" ".join(doc.split()) + "\n")
         out.append("| key | type | default | meaning | presets that change it |")
@@ -177,8 +192,9 @@ def section_tables(model: type[BaseModel], prefix: str, docs, presets, out: list
 
 
 def render() -> str:
-    out = [HEADER, "## Packaged presets\n", "| preset | what it is for |", "| --- | --- |"]
-    out += [f"| `{name}` | {preset_summary(name)} |" for name in preset_names()]
+    out = [HEADER, "## Packaged presets\n", "| preset | what it is for | built on (base first) |"]
+    out += ["| --- | --- | --- |"]
+    out += [f"| `{name}` | {preset_summary(name)} | {chain_text(name)} |" for name in preset_names()]
     section_tables(GlacierConfig, "", field_docs(), preset_values(), out)
     return "\n".join(out).rstrip() + "\n"
 

@@ -44,13 +44,18 @@ def test_real_clip_read_by_band_name(hkh_fixtures, tmp_path):
 
     bands = resolve_bands("B5,B1,B6_VCID_1,elevation", sensor="L7")
     assert bands == ("swir1", "blue", "tir", "elevation")
-    layout = hkh.detect_layout(tmp_path)
-    assert layout.kind == "scenes"
-    tiles = list(
-        hkh.iter_raw_scene_tiles(tmp_path / "raster_data" / CLIP, bands, hkh.read_label_layers(tmp_path), 128)
+    scenes = hkh.open_hkh(tmp_path, bands)
+    assert isinstance(scenes, hkh.HkhScenes) and len(scenes) == 1
+    record = scenes.record(0)
+    assert (record.id, record.source, record.height, record.width) == (
+        CLIP[:-4],
+        f"raster_data/{CLIP}",
+        169,
+        139,
     )
-    assert [(r, c) for r, c, *_ in tiles] == [(0, 0), (0, 128), (128, 0), (128, 128)]
-    row, col, image, mask = tiles[0]
+    tiles = list(scenes.tiles(0, 128))
+    assert [(t["row"], t["col"]) for t in tiles] == [(0, 0), (0, 128), (128, 0), (128, 128)]
+    image, mask = tiles[0]["image"], tiles[0]["mask"]
     np.testing.assert_array_equal(image[0], everything[4, :128, :128])  # B5 = swir1 is channel 4
     np.testing.assert_array_equal(image[1], everything[0, :128, :128])
     np.testing.assert_array_equal(image[2], everything[5, :128, :128])
@@ -58,18 +63,24 @@ def test_real_clip_read_by_band_name(hkh_fixtures, tmp_path):
     # Reprojection to WGS 84 and back bends the box edges slightly: allow a pixel of slack per edge.
     assert abs(int((mask == 1).sum()) - 200) <= 30 and mask[35, 50] == 1 and mask[10, 10] == 0
     # The 139 px wide scene leaves an 11 px remainder: padded with NaN and ignore.
-    _, _, edge_image, edge_mask = tiles[1]
+    edge_image, edge_mask = tiles[1]["image"], tiles[1]["mask"]
     assert np.isnan(edge_image[:, :, 11:]).all() and (edge_mask[:, 11:] == IGNORE_INDEX).all()
     assert not np.isnan(edge_image[:, :, :11]).any()
+    # The whole scene read at once is the same pixels as its tiles.
+    whole = scenes[0]
+    assert whole["image"].shape == (4, 169, 139)
+    np.testing.assert_array_equal(whole["image"][:, :128, 128:], edge_image[:, :, :11])
+    np.testing.assert_array_equal(whole["mask"][:128, :128], mask)
 
 
 @pytest.mark.parametrize(("fmt", "crs"), [("geojson", 4326), ("geojson", 32645), ("shp", 4326)])
 def test_raw_scene_labels_are_rasterised_on_the_scene_grid(tmp_path, fmt, crs):
     expected = make_hkh_scenes(tmp_path, vector_format=fmt, vector_crs=crs)
-    scene = tmp_path / "raster_data" / "LE07_140041_20051012.tif"
-    tiles = list(hkh.iter_raw_scene_tiles(scene, ("blue", "swir1"), hkh.read_label_layers(tmp_path), 80))
+    scenes = hkh.HkhScenes(tmp_path, ("blue", "swir1"))
+    assert [p.name for p in scenes.paths] == ["LE07_140041_20051012.tif"]
+    tiles = list(scenes.tiles(0, 80))
     assert len(tiles) == 1
-    _, _, image, mask = tiles[0]
+    image, mask = tiles[0]["image"], tiles[0]["mask"]
     assert image.shape == (2, 80, 80)
     h, w = expected["shape"]
     assert int((mask == 1).sum()) == expected["clean"]
@@ -79,10 +90,12 @@ def test_raw_scene_labels_are_rasterised_on_the_scene_grid(tmp_path, fmt, crs):
 
 def test_slices_layout_reads_channels_by_name(tmp_path):
     make_hkh_slices(tmp_path / "glacier_data" / "slices", scenes=1, per_scene=1, size=16)
-    layout = hkh.detect_layout(tmp_path / "glacier_data")
-    assert (layout.kind, layout.folder.name, layout.one_hot_masks) == ("slices", "slices", False)
-    pair = hkh.find_slices(layout.folder)[0]
-    image, mask = hkh.read_slice(pair, ("swir1", "blue"))
+    slices = hkh.open_hkh(tmp_path / "glacier_data", ("swir1", "blue"))
+    assert isinstance(slices, hkh.HkhSlices) and slices.folder.name == "slices" and not slices.one_hot_masks
+    pair = slices.pairs[0]
+    sample = slices[0]
+    image, mask = sample["image"], sample["mask"]
+    assert sample["id"] == pair.slice_id and slices.record(0).group == f"scene_{pair.scene}"
     raw = np.load(pair.image_path)
     np.testing.assert_array_equal(image[0], raw[..., HKH_BANDS.index("swir1")])
     np.testing.assert_array_equal(image[1], raw[..., 0])
@@ -100,28 +113,38 @@ def test_split_masks_are_one_hot(tmp_path):
     one_hot[0, 0] = (1, 0, 0)
     one_hot[1, 1] = (0, 1, 0)
     np.save(folder / "slice_1_mask_000.npy", one_hot)
-    layout = hkh.detect_layout(folder)
-    assert layout.one_hot_masks
-    _, mask = hkh.read_slice(hkh.find_slices(folder)[0], ("blue",), one_hot=True)
+    slices = hkh.open_hkh(folder, ("blue",))
+    assert slices.one_hot_masks
+    mask = slices[0]["mask"]
     assert mask[0, 0] == 1 and mask[1, 1] == 2 and int((mask == 0).sum()) == 14
 
 
 def test_unknown_layout_and_missing_pieces(tmp_path):
     with pytest.raises(DataError, match="not an HKH dataset folder"):
-        hkh.detect_layout(tmp_path)
+        hkh.open_hkh(tmp_path)
     make_hkh_scenes(tmp_path)
     (tmp_path / "vector_data" / "debris.geojson").unlink()
-    with pytest.raises(DataError, match="no debris.geojson or debris.shp"):
-        hkh.read_label_layers(tmp_path)
+    with pytest.raises(DataError, match="vector_data: no debris.geojson or debris.shp"):
+        hkh.open_hkh(tmp_path)
+    for scene in (tmp_path / "raster_data").iterdir():
+        scene.unlink()
+    (tmp_path / "vector_data" / "clean.geojson").rename(tmp_path / "vector_data" / "debris.geojson")
+    with pytest.raises(DataError, match="no clean.geojson or clean.shp"):
+        hkh.HkhScenes(tmp_path)
+    with pytest.raises(DataError, match="raw HKH scenes need raster_data"):
+        hkh.HkhScenes(tmp_path / "raster_data")
     (tmp_path / "slices").mkdir()
     np.save(tmp_path / "slices" / "slice_0_img_000.npy", np.zeros((4, 4, 15), np.float32))
     with pytest.raises(DataError, match="slice_0_mask_000.npy is missing"):
-        hkh.find_slices(hkh.detect_layout(tmp_path).folder)
+        hkh.open_hkh(tmp_path)
+    with pytest.raises(DataError, match=r"bands \['nope'\] not found"):
+        hkh.HkhSlices(tmp_path / "slices", ("blue", "nope"))
 
 
 def test_scene_without_band_descriptions(tmp_path):
     from data_factory import write_tif
 
-    path = write_tif(tmp_path / "x.tif", np.zeros((15, 4, 4), np.float32))
-    with pytest.raises(DataError, match="lack descriptions"):
-        list(hkh.iter_raw_scene_tiles(path, ("blue",), [], 4))
+    make_hkh_scenes(tmp_path)
+    write_tif(tmp_path / "raster_data" / "LE07_140041_20051012.tif", np.zeros((15, 4, 4), np.float32))
+    with pytest.raises(DataError, match="LE07_140041_20051012.tif: bands lack descriptions"):
+        list(hkh.open_hkh(tmp_path).tiles(0, 4))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -38,6 +42,9 @@ def test_open_and_folds(prepared):
     assert len(everything) == 24 and len(none) == 0
     with pytest.raises(DataError, match="fold 3 is out of range"):
         prepared.train_val_indices(3)
+    assert prepared.validation_folds() == [0, 1, 2] and prepared.validation_folds((2, 0)) == [2, 0]
+    with pytest.raises(DataError, match=r"folds \[3, -1\] are out of range: .* has folds 0..2"):
+        prepared.validation_folds([0, 3, -1])
 
 
 def test_open_errors(tmp_path, prepared):
@@ -45,6 +52,23 @@ def test_open_errors(tmp_path, prepared):
         PreparedDataset.open(tmp_path)
     with pytest.raises(DataError, match="not found"):
         PreparedDataset.open(tmp_path / "nope")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(prepared.path, damaged)
+    manifest = json.loads((damaged / "manifest.json").read_text())
+    del manifest["tiles"]
+    (damaged / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="manifest.json: it lacks tiles; preprocess the data again"):
+        PreparedDataset.open(damaged)
+    manifest["format_version"] = 2
+    (damaged / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="format version 2 is not 1"):
+        PreparedDataset.open(damaged)
+
+
+def test_the_reader_does_not_load_the_writer():
+    code = "import sys, glacier.data.prepared; print(sorted(m for m in sys.modules if m.startswith('glacier.data')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "glacier.data.prepared_format" in loaded and "'glacier.data.prepare'" not in loaded
 
 
 def test_samples_are_normalised_tensors(prepared):

@@ -8,13 +8,22 @@ import numpy as np
 import pytest
 from data_factory import make_competition, make_hkh_scenes, make_hkh_slices, write_tif
 
-from glacier.data.folds import assign_folds
+from glacier.data.folds import assign_folds, group_folds
+from glacier.data.prepared_format import MANIFEST_KEYS
 from glacier.domain import COMPETITION_BANDS, IGNORE_INDEX
+from glacier.errors import DataError
 
 
 def _load(prep):
     manifest = json.loads((prep / "manifest.json").read_text())
     return manifest, np.load(prep / "images.npy", mmap_mode="r"), np.load(prep / "masks.npy", mmap_mode="r")
+
+
+def _preprocess(cli, train, out, *options):
+    """`glacier preprocess competition` with 32 px tiles and 2 folds, quietly; its exit code."""
+    return cli(
+        "preprocess", "competition", train, "--out", out, "--tile-size", "32", "--folds", "2", "-q", *options
+    )
 
 
 def test_competition_format(tmp_path, cli):
@@ -65,63 +74,22 @@ def test_small_images_clamp_the_tile_size(tmp_path, cli):
 def test_same_input_twice_is_byte_identical(tmp_path, cli):
     train = make_competition(tmp_path / "src", n_images=4)
     for out in ("a", "b"):
-        assert (
-            cli(
-                "preprocess",
-                "competition",
-                train,
-                "--out",
-                tmp_path / out,
-                "--tile-size",
-                "32",
-                "--folds",
-                "2",
-                "-q",
-            )
-            == 0
-        )
+        assert _preprocess(cli, train, tmp_path / out) == 0
     for name in ("images.npy", "masks.npy", "manifest.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert list(json.loads((tmp_path / "a" / "manifest.json").read_text())) == list(MANIFEST_KEYS)
 
 
 def test_filters_drop_tiles_and_say_so(tmp_path, cli, capsys):
     train = make_competition(tmp_path / "src", n_images=3, size=(40, 40))
     out = tmp_path / "p"
-    code = cli(
-        "preprocess",
-        "competition",
-        train,
-        "--out",
-        out,
-        "--tile-size",
-        "32",
-        "--folds",
-        "2",
-        "--min-valid",
-        "0.5",
-        "-q",
-    )
-    assert code == 0
+    assert _preprocess(cli, train, out, "--min-valid", "0.5") == 0
     manifest, images, _ = _load(out)
     # Of each image's 4 tiles only the full one is at least half valid.
     assert manifest["num_tiles"] == 3 and images.shape[0] == 3
     assert all(t["valid_fraction"] >= 0.5 for t in manifest["tiles"])
     assert "9 below --min-valid 0.5" in capsys.readouterr().out
-    code = cli(
-        "preprocess",
-        "competition",
-        train,
-        "--out",
-        out,
-        "--tile-size",
-        "32",
-        "--folds",
-        "2",
-        "--min-glacier",
-        "0.2",
-        "-q",
-    )
-    assert code == 0
+    assert _preprocess(cli, train, out, "--min-glacier", "0.2") == 0
     manifest, _, masks = _load(out)
     for k in range(manifest["num_tiles"]):
         counts = np.bincount(masks[k].ravel(), minlength=256)[:4]
@@ -143,6 +111,20 @@ def test_fold_assignment_spreads_rare_classes():
         assert len(set(folds[[0, 2, 3, 5, 8]])) == 5
         np.testing.assert_array_equal(folds, assign_folds(counts, 5, seed=seed))
     assert any((assign_folds(counts, 5, 0) != assign_folds(counts, 5, s)).any() for s in range(1, 5))
+
+
+def test_group_folds_keep_a_group_together_and_stratify_on_its_total():
+    counts = np.array([[90, 10, 0, 0], [80, 10, 10, 0], [100, 0, 0, 0], [50, 0, 0, 5]])
+    split = group_folds(["scene_2", "scene_1", "scene_2", "scene_3"], counts, num_folds=3, seed=1)
+    assert split.groups == ("scene_1", "scene_2", "scene_3")
+    np.testing.assert_array_equal(split.counts, [[80, 10, 10, 0], [190, 10, 0, 0], [50, 0, 0, 5]])
+    np.testing.assert_array_equal(split.folds, assign_folds(split.counts, 3, seed=1))
+    assert sorted(split.fold_of.values()) == [0, 1, 2]
+    assert split.describe(3)[split.fold_of["scene_2"]].endswith(
+        "background 190, glacier 10, debris 0, lake 0"
+    )
+    with pytest.raises(DataError, match="only 3 image"):
+        group_folds(["a", "b", "c"], counts[:3], num_folds=4)
 
 
 def test_hkh_slices_and_scenes(tmp_path, cli):
@@ -233,3 +215,5 @@ def test_refuses_to_replace_a_foreign_folder_and_too_many_folds(tmp_path, cli, c
     assert "only 2 image(s) to split into 5 folds" in capsys.readouterr().err
     assert cli("preprocess", "hkh", train, "--out", tmp_path / "p", "-q") == 1
     assert "not an HKH dataset folder" in capsys.readouterr().err
+    assert cli("preprocess", "competition", train, "--out", tmp_path / "p", "--bands", "B1", "-q") == 1
+    assert "error: --bands is for hkh" in capsys.readouterr().err and not (tmp_path / "p").exists()

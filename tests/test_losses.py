@@ -152,25 +152,18 @@ def test_ignore_pixels_change_neither_loss_nor_gradient(name):
 
 
 def test_boundary_target_marks_class_edges_not_ignore_edges():
-    target = torch.tensor(
-        [
-            [0, 0, 0, 1, 1, 1],
-            [0, 0, 0, 1, 1, 1],
-            [0, 0, 0, 1, 1, 1],
-            [255, 255, 0, 0, 0, 0],
-            [0, 0, 0, 0, 0, 0],
-        ]
-    ).unsqueeze(0)
+    # mask (255 = ignore)    | expected boundary
+    table = """
+    0   0   0 1 1 1          | 0 0 1 1 0 0
+    0   0   0 1 1 1          | 0 0 1 1 0 0
+    0   0   0 1 1 1          | 0 0 1 1 1 1
+    255 255 0 0 0 0          | 0 0 1 1 1 1
+    0   0   0 0 0 0          | 0 0 0 0 0 0
+    """
+    rows = [line.split("|") for line in table.strip().splitlines()]
+    target = torch.tensor([[int(v) for v in mask.split()] for mask, _ in rows]).unsqueeze(0)
+    expected = torch.tensor([[float(v) for v in edge.split()] for _, edge in rows])
     edges, valid = boundary_target(target)
-    expected = torch.tensor(
-        [
-            [0, 0, 1, 1, 0, 0],
-            [0, 0, 1, 1, 0, 0],
-            [0, 0, 1, 1, 1, 1],
-            [0, 0, 1, 1, 1, 1],
-            [0, 0, 0, 0, 0, 0],
-        ]
-    ).float()
     torch.testing.assert_close(edges[0, 0], expected)
     assert valid[0, 0, 3, :2].sum() == 0
 
@@ -191,8 +184,8 @@ def test_boundary_loss_auto_pos_weight_and_sign():
 def test_combined_loss_parts_ramp_and_class_weights():
     logits, target = random_batch(8)
     edges = torch.randn(2, 1, 12, 12)
-    cfg = LossConfig(boundary_weight=0.5, boundary_ramp="linear", boundary_ramp_epochs=4)
-    criterion = CombinedLoss(cfg)
+    weights = {"focal_weight": 1.0, "dice_weight": 1.0, "mcc_weight": 0.5, "boundary_weight": 0.5}
+    criterion = CombinedLoss(**weights, boundary_ramp="linear", boundary_ramp_epochs=4)
     total, parts = criterion(logits, target, edges)
     assert set(parts) == {"focal", "dice", "mcc", "boundary"}
     assert criterion.boundary_weight == 0.0
@@ -203,18 +196,35 @@ def test_combined_loss_parts_ramp_and_class_weights():
     criterion.set_epoch(9)
     total, parts = criterion(logits, target, edges)
     torch.testing.assert_close(total, expected + 0.5 * parts["boundary"])
-    assert CombinedLoss(cfg.model_copy(update={"boundary_ramp": "none"})).boundary_weight == 0.5
+    assert CombinedLoss(**weights).boundary_weight == 0.5
 
     no_boundary_total, no_boundary_parts = criterion(logits, target)
     assert "boundary" not in no_boundary_parts
     torch.testing.assert_close(no_boundary_total, expected)
 
-    weighted = CombinedLoss(LossConfig(class_weights=[1.0, 1.0, 1.0, 5.0], mcc_weight=0, dice_weight=0))
+    weighted = CombinedLoss(focal_weight=1.0, class_weights=[1.0, 1.0, 1.0, 5.0])
     assert set(weighted(logits, target)[1]) == {"focal"}
-    assert (
-        weighted(logits, target)[0]
-        != CombinedLoss(LossConfig(mcc_weight=0, dice_weight=0))(logits, target)[0]
+    assert weighted(logits, target)[0] != CombinedLoss(focal_weight=1.0)(logits, target)[0]
+    with pytest.raises(ValueError, match="every loss weight is 0"):
+        CombinedLoss()(logits, target)
+
+
+def test_the_config_loss_section_is_exactly_the_loss_arguments():
+    """Training builds the loss as CombinedLoss(**cfg.training.loss.model_dump(), ...)."""
+    logits, target = random_batch(10)
+    cfg = LossConfig(mcc_weight=0.25, focal_gamma=1.0, class_weights=[1.0, 2.0, 2.0, 4.0])
+    from_config = CombinedLoss(**cfg.model_dump())
+    by_hand = CombinedLoss(
+        focal_weight=1.0,
+        dice_weight=1.0,
+        mcc_weight=0.25,
+        boundary_weight=0.5,
+        boundary_ramp="linear",
+        boundary_ramp_epochs=10,
+        focal_gamma=1.0,
+        class_weights=[1.0, 2.0, 2.0, 4.0],
     )
+    torch.testing.assert_close(from_config(logits, target)[0], by_hand(logits, target)[0])
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -223,7 +233,7 @@ def test_autocast_gives_finite_float32_losses(dtype):
     head = torch.nn.Conv2d(3, 1, 1)
     x = torch.randn(2, 3, 16, 16) * 100  # large activations: overflow-prone in half precision
     _, target = random_batch(9, shape=(2, 4, 16, 16))
-    criterion = CombinedLoss(LossConfig(boundary_ramp="none"))
+    criterion = CombinedLoss(focal_weight=1.0, dice_weight=1.0, mcc_weight=0.5, boundary_weight=0.5)
     try:
         with torch.autocast("cpu", dtype=dtype):
             logits, edges = model(x), head(x)

@@ -28,17 +28,24 @@ def default_run(tmp_path_factory):
     return out, summary
 
 
-def _competition_arrays(root, split, label_dir):
+def _competition_images(root, split, label_dir):
+    """(images (N, H, W, bands), labels (N, H, W)) of one split."""
     images, labels = [], []
     for label_path in sorted(label_dir.glob("*.tif")):
         bands = []
         for folder in COMPETITION_BAND_FOLDERS:
             with rasterio.open(root / split / folder / label_path.name) as src:
                 bands.append(src.read(1))
-        images.append(np.stack(bands, -1).reshape(-1, len(COMPETITION_BAND_FOLDERS)))
+        images.append(np.stack(bands, -1))
         with rasterio.open(label_path) as src:
-            labels.append(encoded_to_index(src.read(1)).ravel())
-    return np.concatenate(images), np.concatenate(labels)
+            labels.append(encoded_to_index(src.read(1)))
+    return np.stack(images), np.stack(labels)
+
+
+def _competition_arrays(root, split, label_dir):
+    """(pixels (N*H*W, bands), labels (N*H*W,)) of one split."""
+    images, labels = _competition_images(root, split, label_dir)
+    return images.reshape(-1, images.shape[-1]), labels.ravel()
 
 
 def _best_threshold_mcc(values: np.ndarray, target: np.ndarray) -> float:
@@ -174,20 +181,6 @@ def test_not_separable_by_one_band_but_learnable(default_run):
     assert best_single < 0.8
     assert 0.4 < mcc_test < 0.85
     assert mcc_test > best_single - 0.1
-
-
-def _competition_images(root, split, label_dir):
-    """(images (N, H, W, bands), labels (N, H, W)) of one split."""
-    images, labels = [], []
-    for label_path in sorted(label_dir.glob("*.tif")):
-        bands = []
-        for folder in COMPETITION_BAND_FOLDERS:
-            with rasterio.open(root / split / folder / label_path.name) as src:
-                bands.append(src.read(1))
-        images.append(np.stack(bands, -1))
-        with rasterio.open(label_path) as src:
-            labels.append(encoded_to_index(src.read(1)))
-    return np.stack(images), np.stack(labels)
 
 
 def _context_features(image: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from glacier.config import GlacierConfig
+from glacier.config import GlacierConfig, load_config, preset_chain, preset_names
 from tests.conftest import REPO_ROOT
 
 GENERATOR = REPO_ROOT / "scripts" / "gen_config_docs.py"
@@ -50,3 +50,17 @@ def test_check_mode_detects_drift(tmp_path):
         [sys.executable, str(GENERATOR), "--check", "--out", str(stale)], capture_output=True, text=True
     )
     assert proc.returncode == 1 and "out of date" in proc.stderr
+
+
+def test_presets_table_shows_each_chain_and_the_yaml_example_loads(tmp_path):
+    text = DOC.read_text(encoding="utf-8")
+    for name in preset_names():
+        chain = " -> ".join(f"`{p.stem}`" for p in preset_chain(name))
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}` |"))
+        assert (chain in row) if len(preset_chain(name)) > 1 else row.endswith("| none (complete) |")
+    example = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    (tmp_path / "mine.yaml").write_text(example)
+    mine, base = load_config(tmp_path / "mine.yaml"), load_config("competition_finetune")
+    assert mine.name == "my_finetune" and mine.training.optimizer.lr == 3e-4
+    assert mine.training.optimizer.weight_decay == base.training.optimizer.weight_decay
+    assert mine.data == base.data

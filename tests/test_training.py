@@ -242,5 +242,5 @@ def test_bad_options_are_clear_errors(cli, prep, tmp_path, capsys):
         cli("ensemble", "--config", "tiny", "--data", prep, "--out", ens, "--seeds", "1", "--folds", "0,5")
         == 1
     )
-    assert "folds [5] out of range" in capsys.readouterr().err
+    assert "fold 5 is out of range" in capsys.readouterr().err
     assert not ens.exists()

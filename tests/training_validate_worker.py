@@ -27,7 +27,9 @@ def main(model_dir: str, prep: str, fold: int, out: str) -> None:
     dataset = TileDataset(prepared, val_idx, bands=meta.bands, stats=meta.normalization)
     loader = torch.utils.data.DataLoader(dataset, batch_size=2)
     model, loader = accelerator.prepare(model, loader)
-    metrics = validate(accelerator, model, loader, CombinedLoss(LossConfig()), model_stride(model), 4)
+    metrics = validate(
+        accelerator, model, loader, CombinedLoss(**LossConfig().model_dump()), model_stride(model), 4
+    )
     if accelerator.is_main_process:
         metrics["world_size"] = accelerator.num_processes
         with open(out, "w") as handle:

@@ -4,9 +4,11 @@ Files pair across folders by tile id (``glacier.domain.tile_id_from_name``), not
 name, so phase-1 names (``Band1/B2_B2_masked_02_07.tif``, ``label/Y_output_resized_02_07.tif``)
 pair as well as phase-2 ones (``img001.tif`` everywhere). Bands are read in band-folder order.
 
-    scenes = find_scenes("Train", require_labels=True)
-    image, profile = read_scene_image(scenes[0])   # float32 (C, H, W), NaN = no data
-    mask = read_scene_label(scenes[0])             # uint8 class indices 0..3
+    scenes = CompetitionScenes("Train", require_labels=True)
+    sample = scenes[0]  # {"id": "001", "image": float32 (C, H, W), NaN = no data,
+                        #  "mask": uint8 (H, W) class indices, 255 = no data, "profile": {...}}
+
+``find_scenes`` and ``read_scene_image`` do the same for code that predicts scene by scene.
 """
 
 from __future__ import annotations
@@ -21,16 +23,17 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from glacier.data.raster import read_single_band
+from glacier.data.sources import ImageRecord, ImageSource
+from glacier.data.tiling import ignore_no_data
 from glacier.domain import (
     COMPETITION_BAND_FOLDERS,
+    COMPETITION_BANDS,
     COMPETITION_LABEL_FOLDERS,
+    COMPETITION_SENSOR_BANDS,
     encoded_to_index,
     tile_id_from_name,
 )
 from glacier.errors import DataError
-
-_BAND_FOLDER = re.compile(r"^band(\d+)$", re.IGNORECASE)
-_TIFF_SUFFIXES = {".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,194 @@ class Scene:
     label_path: Path | None
 
 
+class CompetitionScenes(ImageSource):
+    """The images of a competition ``Train/`` or ``Test/`` folder, sorted by tile id.
+
+    ``root`` is the folder holding the band folders, or its parent. ``band_folders`` picks
+    folders by name (default: every Band<N> found, in numeric order). With
+    ``require_labels`` every image needs a label in ``labels/`` (or phase 1's ``label/``).
+    """
+
+    dataset = "competition"
+    band_folder_pattern = re.compile(r"^band(\d+)$", re.IGNORECASE)
+    label_folders = COMPETITION_LABEL_FOLDERS
+    suffixes = (".tif", ".tiff")
+
+    def __init__(
+        self,
+        root: str | Path,
+        require_labels: bool = True,
+        band_folders: list[str] | tuple[str, ...] | None = None,
+    ) -> None:
+        self.root = find_band_root(root)
+        self.require_labels = require_labels
+        found = _band_folders_in(self.root)
+        if band_folders is None:
+            band_folders = sorted(found, key=lambda n: int(self.band_folder_pattern.match(n).group(1)))
+        self.band_folders = tuple(band_folders)
+        self.label_folder = next(
+            (self.root / n for n in self.label_folders if (self.root / n).is_dir()), None
+        )
+        self._verify(found)
+        self.scenes = self._pair()
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(COMPETITION_BANDS[i] for i in self._folder_positions())
+
+    @property
+    def sensor_bands(self) -> tuple[str, ...]:
+        return tuple(COMPETITION_SENSOR_BANDS[i] for i in self._folder_positions())
+
+    def _folder_positions(self) -> list[int]:
+        unknown = [n for n in self.band_folders if n not in COMPETITION_BAND_FOLDERS]
+        if unknown:
+            raise DataError(
+                f"{self.root}: {', '.join(unknown)} is not a competition band folder "
+                f"({', '.join(COMPETITION_BAND_FOLDERS)}), so its band is unknown; move it out of this folder"
+            )
+        return [COMPETITION_BAND_FOLDERS.index(n) for n in self.band_folders]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        scene = self.scenes[index]
+        image, profile = self._load_image(scene)
+        sample: dict[str, Any] = {"id": scene.tile_id, "image": image, "profile": profile}
+        if scene.label_path is not None:
+            sample["mask"] = ignore_no_data(image, self._load_mask(scene, image.shape[1:]))
+        return sample
+
+    def record(self, index: int) -> ImageRecord:
+        scene = self.scenes[index]
+        source = scene.band_paths[0].relative_to(self.root).as_posix()
+        return ImageRecord(scene.tile_id, scene.tile_id, source, *self._shape(scene.band_paths[0]))
+
+    # ------------------------------------------------------------------------ layout
+    def _files_in(self, folder: Path) -> dict[str, list[Path]]:
+        """The folder's GeoTIFFs by tile id (a list, so that _verify can name clashes)."""
+        by_id: dict[str, list[Path]] = {}
+        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in self.suffixes):
+            by_id.setdefault(tile_id_from_name(path.name), []).append(path)
+        return by_id
+
+    def _verify(self, found: dict[str, Path]) -> None:
+        """Check the layout; one DataError names the first thing missing and what to do."""
+        missing = [n for n in self.band_folders if n not in found]
+        if missing:
+            raise DataError(
+                f"{self.root}: band folder(s) {missing} not found (present: {sorted(found)}); "
+                "each band needs its own folder of GeoTIFFs"
+            )
+        folders = [found[n] for n in self.band_folders] + ([self.label_folder] if self.label_folder else [])
+        self._files = {folder.name: self._files_in(folder) for folder in folders}
+        for folder in folders:
+            by_id = self._files[folder.name]
+            if not by_id:
+                raise DataError(f"{folder}: no .tif files in this folder; it needs one GeoTIFF per image")
+            clash = next((paths for paths in by_id.values() if len(paths) > 1), None)
+            if clash:
+                raise DataError(
+                    f"{folder}: {clash[0].name} and {clash[1].name} have the same tile id "
+                    f"{tile_id_from_name(clash[0].name)!r}; keep one file per image"
+                )
+        self._verify_pairs([self._files[n] for n in self.band_folders])
+        if self.require_labels:
+            self._verify_labels()
+
+    def _verify_pairs(self, bands: list[dict[str, list[Path]]]) -> None:
+        for tile_id in sorted(set().union(*bands)):
+            holding = [n for n, files in zip(self.band_folders, bands, strict=True) if tile_id in files]
+            if len(holding) != len(bands):
+                lacking = [n for n in self.band_folders if n not in holding]
+                example = bands[self.band_folders.index(holding[0])][tile_id][0].name
+                raise DataError(
+                    f"{self.root}: image {tile_id!r} ({example}) is in {', '.join(holding)} but missing from "
+                    f"{', '.join(lacking)}; add the missing file(s) or remove the image from every band folder"
+                )
+
+    def _verify_labels(self) -> None:
+        if self.label_folder is None:
+            raise DataError(
+                f"{self.root}: no label folder; training data needs {self.label_folders[0]}/ "
+                f"(or {self.label_folders[1]}/) with one label GeoTIFF per image"
+            )
+        first_band = self._files[self.band_folders[0]]
+        unlabelled = [t for t in sorted(first_band) if t not in self._files[self.label_folder.name]]
+        if unlabelled:
+            raise DataError(
+                f"{self.label_folder}: no label for image(s) {unlabelled[:5]} "
+                f"(e.g. {first_band[unlabelled[0]][0].name}); add them or remove those images"
+            )
+
+    def _pair(self) -> list[Scene]:
+        bands = [self._files[n] for n in self.band_folders]
+        labels = self._files[self.label_folder.name] if self.label_folder else {}
+        return [
+            Scene(tile_id, tuple(b[tile_id][0] for b in bands), labels.get(tile_id, [None])[0])
+            for tile_id in sorted(bands[0])
+        ]
+
+    # ---------------------------------------------------------------------- rasters
+    @staticmethod
+    def _shape(path: Path) -> tuple[int, int]:
+        """(height, width) from the GeoTIFF header only."""
+        try:
+            with rasterio.open(path) as src:
+                return src.height, src.width
+        except (RasterioError, OSError) as exc:
+            raise DataError(
+                f"{path}: cannot read this GeoTIFF ({exc}); is it truncated or not a TIFF?"
+            ) from None
+
+    @staticmethod
+    def _load_band(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+        """One band as float32 (H, W), its nodata value as NaN; any numeric source dtype."""
+        data, profile = read_single_band(path)
+        if data.dtype.kind not in "iuf":
+            raise DataError(f"{path}: pixel type {data.dtype} is not numeric")
+        band = data.astype(np.float32)
+        if profile.get("nodata") is not None:
+            band[data == profile["nodata"]] = np.nan
+        return band, profile
+
+    @classmethod
+    def _load_image(cls, scene: Scene) -> tuple[np.ndarray, dict[str, Any]]:
+        """The bands as float32 (C, H, W) in band-folder order, and the first band's profile."""
+        bands, profiles = [], []
+        for path in scene.band_paths:
+            band, profile = cls._load_band(path)
+            if bands and band.shape != bands[0].shape:
+                raise DataError(
+                    f"{path}: shape {band.shape} differs from {scene.band_paths[0]} {bands[0].shape}; "
+                    "every band of an image must have the same size"
+                )
+            bands.append(band)
+            profiles.append(profile)
+        image = np.stack(bands)
+        if np.isnan(image).all():
+            raise DataError(f"{scene.band_paths[0]} (image {scene.tile_id}): every pixel is NaN or nodata")
+        return image, profiles[0]
+
+    @staticmethod
+    def _load_mask(scene: Scene, shape: tuple[int, ...]) -> np.ndarray:
+        """The label as uint8 class indices 0..3 (from the 0/85/170/255 encoding)."""
+        data, _ = read_single_band(scene.label_path)
+        mask = encoded_to_index(data, source=str(scene.label_path))
+        if mask.shape != tuple(shape):
+            raise DataError(
+                f"{scene.label_path}: label shape {mask.shape} differs from image shape "
+                f"{tuple(shape)} ({scene.band_paths[0]}); labels must match their image pixel for pixel"
+            )
+        return mask
+
+
 def _band_folders_in(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
-    return {p.name: p for p in folder.iterdir() if p.is_dir() and _BAND_FOLDER.match(p.name)}
+    pattern = CompetitionScenes.band_folder_pattern
+    return {p.name: p for p in folder.iterdir() if p.is_dir() and pattern.match(p.name)}
 
 
 def find_band_root(root: str | Path) -> Path:
@@ -67,129 +254,14 @@ def find_band_root(root: str | Path) -> Path:
     )
 
 
-def _tiffs_by_id(folder: Path) -> dict[str, Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _TIFF_SUFFIXES)
-    if not files:
-        raise DataError(f"{folder}: no .tif files in this folder; every band folder needs one file per image")
-    by_id: dict[str, Path] = {}
-    for path in files:
-        tile_id = tile_id_from_name(path.name)
-        if tile_id in by_id:
-            raise DataError(
-                f"{folder}: {by_id[tile_id].name} and {path.name} have the same tile id {tile_id!r}; "
-                "keep one file per image"
-            )
-        by_id[tile_id] = path
-    return by_id
-
-
 def find_scenes(
     root: str | Path, require_labels: bool, band_folders: list[str] | tuple[str, ...] | None = None
 ) -> list[Scene]:
-    """All images under ``root`` (the folder holding Band<N>/ or its parent), sorted by tile id.
-
-    ``band_folders`` picks folders by name (default: every Band<N> found, in numeric order).
-    With ``require_labels`` every image needs a label in ``labels/`` (or phase 1's ``label/``).
-    A file present in one band folder and missing from another is an error naming both.
-    """
-    base = find_band_root(root)
-    found = _band_folders_in(base)
-    if band_folders is None:
-        names = sorted(found, key=lambda n: int(_BAND_FOLDER.match(n).group(1)))
-    else:
-        names = list(band_folders)
-        missing = [n for n in names if n not in found]
-        if missing:
-            raise DataError(
-                f"{base}: band folder(s) {missing} not found (present: {sorted(found)}); "
-                "each band needs its own folder of GeoTIFFs"
-            )
-    files = {name: _tiffs_by_id(found[name]) for name in names}
-    all_ids = sorted(set().union(*(set(f) for f in files.values())))
-    for tile_id in all_ids:
-        holding = [n for n in names if tile_id in files[n]]
-        if len(holding) != len(names):
-            lacking = [n for n in names if tile_id not in files[n]]
-            example = files[holding[0]][tile_id].name
-            raise DataError(
-                f"{base}: image {tile_id!r} ({example}) is in {', '.join(holding)} but missing from "
-                f"{', '.join(lacking)}; add the missing file(s) or remove the image from every band folder"
-            )
-
-    labels: dict[str, Path] = {}
-    label_folder = next((base / n for n in COMPETITION_LABEL_FOLDERS if (base / n).is_dir()), None)
-    if label_folder is not None:
-        labels = _tiffs_by_id(label_folder)
-    if require_labels:
-        if label_folder is None:
-            raise DataError(
-                f"{base}: no label folder; training data needs {COMPETITION_LABEL_FOLDERS[0]}/ "
-                f"(or {COMPETITION_LABEL_FOLDERS[1]}/) with one label GeoTIFF per image"
-            )
-        unlabelled = [t for t in all_ids if t not in labels]
-        if unlabelled:
-            raise DataError(
-                f"{label_folder}: no label for image(s) {unlabelled[:5]} "
-                f"(e.g. {files[names[0]][unlabelled[0]].name}); add them or remove those images"
-            )
-    return [
-        Scene(tile_id, tuple(files[n][tile_id] for n in names), labels.get(tile_id)) for tile_id in all_ids
-    ]
-
-
-def scene_shape(scene: Scene) -> tuple[int, int]:
-    """(height, width) of a scene's first band, read from the header only."""
-    path = scene.band_paths[0]
-    try:
-        with rasterio.open(path) as src:
-            return src.height, src.width
-    except (RasterioError, OSError) as exc:
-        raise DataError(f"{path}: cannot read this GeoTIFF ({exc}); is it truncated or not a TIFF?") from None
+    """The scenes of ``CompetitionScenes(root, require_labels, band_folders)``, sorted by tile id."""
+    return CompetitionScenes(root, require_labels, band_folders).scenes
 
 
 def read_scene_image(scene: Scene) -> tuple[np.ndarray, dict[str, Any]]:
-    """The scene's bands as float32 (C, H, W) in band-folder order, and the first band's profile.
-
-    Any numeric source dtype is accepted; a band's nodata value becomes NaN.
-    """
-    bands = []
-    first_profile: dict[str, Any] = {}
-    for path in scene.band_paths:
-        data, profile = read_single_band(path)
-        if data.dtype.kind not in "iuf":
-            raise DataError(f"{path}: pixel type {data.dtype} is not numeric")
-        band = data.astype(np.float32)
-        nodata = profile.get("nodata")
-        if nodata is not None:
-            band[data == nodata] = np.nan
-        if bands and band.shape != bands[0].shape:
-            raise DataError(
-                f"{path}: shape {band.shape} differs from {scene.band_paths[0]} {bands[0].shape}; "
-                "every band of an image must have the same size"
-            )
-        bands.append(band)
-        first_profile = first_profile or profile
-    image = np.stack(bands)
-    if np.isnan(image).all():
-        raise DataError(f"{scene.band_paths[0]} (image {scene.tile_id}): every pixel is NaN or nodata")
-    return image, first_profile
-
-
-def read_scene_label(scene: Scene) -> np.ndarray:
-    """The scene's label as uint8 class indices 0..3 (from the 0/85/170/255 encoding)."""
-    if scene.label_path is None:
-        raise DataError(f"image {scene.tile_id} ({scene.band_paths[0]}) has no label file")
-    data, _ = read_single_band(scene.label_path)
-    return encoded_to_index(data, source=str(scene.label_path))
-
-
-def read_scene(scene: Scene) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Image, label and profile of a labelled scene, checking that their shapes agree."""
-    image, profile = read_scene_image(scene)
-    mask = read_scene_label(scene)
-    if mask.shape != image.shape[1:]:
-        raise DataError(
-            f"{scene.label_path}: label shape {mask.shape} differs from image shape "
-            f"{image.shape[1:]} ({scene.band_paths[0]}); labels must match their image pixel for pixel"
-        )
-    return image, mask, profile
+    """A scene's bands as float32 (C, H, W) in band-folder order (nodata as NaN), and the
+    first band's profile (its georeferencing)."""
+    return CompetitionScenes._load_image(scene)

@@ -6,14 +6,52 @@ lake class present in a few of them, a random split often puts every lake image 
 fold. Instead, a greedy pass deals images out like cards: the images holding the rarest
 class first, each to the fold that currently holds the least of that class among the folds
 with the fewest images. Ties are broken by a seeded shuffle, so a seed fixes the split.
+
+    split = group_folds(["scene_1", "scene_1", "scene_2"], image_class_counts, num_folds=2)
+    split.fold_of["scene_1"]
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from glacier.domain import CLASS_NAMES
 from glacier.errors import DataError
+
+
+@dataclass(frozen=True)
+class GroupFolds:
+    """The fold of each group of images (the images of one group share a fold)."""
+
+    groups: tuple[str, ...]
+    counts: np.ndarray
+    """(G, num_classes) labelled pixels per class of each group, which the split is stratified on."""
+    folds: np.ndarray
+    """(G,) fold of each group."""
+
+    @property
+    def fold_of(self) -> dict[str, int]:
+        return {group: int(fold) for group, fold in zip(self.groups, self.folds, strict=True)}
+
+    def describe(self, num_folds: int) -> list[str]:
+        """One line per fold: its groups and pixels per class (for the preprocess summary)."""
+        return describe_folds(self.folds, self.counts, num_folds)
+
+
+def group_folds(
+    image_groups: Sequence[str], image_counts: np.ndarray, num_folds: int, seed: int = 0
+) -> GroupFolds:
+    """Stratified folds of the groups of some images: ``image_groups[i]`` is image i's group,
+    ``image_counts[i]`` its (num_classes,) pixel counts per class."""
+    groups = sorted(set(image_groups))
+    index = {group: k for k, group in enumerate(groups)}
+    counts = np.zeros((len(groups), np.shape(image_counts)[1]), dtype=np.int64)
+    for group, row in zip(image_groups, image_counts, strict=True):
+        counts[index[group]] += row
+    return GroupFolds(tuple(groups), counts, assign_folds(counts, num_folds, seed))
 
 
 def assign_folds(class_counts: np.ndarray, num_folds: int, seed: int = 0) -> np.ndarray:

@@ -1,13 +1,8 @@
-"""The HKH Glacier Mapping dataset (Landsat 7): LILA slices or raw scenes with label polygons.
+"""The HKH Glacier Mapping dataset (Landsat 7): LILA slices, or raw scenes with label polygons.
 
-Two layouts are read:
-
-- slices: ``slice_{S}_img_{N}.npy`` float32 (H, W, 15) channel-last with
-  ``slice_{S}_mask_{N}.npy`` uint8 (H, W, 3) masks (ch1 clean ice, ch2 debris); in the
-  archive's ``splits/{train,dev,test}/`` folders the masks are one-hot (clean, debris, background);
-- raw scenes: ``raster_data/*.tif`` (15 bands named by their descriptions) with
-  ``vector_data/clean.*`` and ``debris.*`` polygons (GeoJSON, or shapefiles through pyshp),
-  in any CRS; the polygons are reprojected and rasterised on each scene's grid, tile by tile.
+    source = open_hkh("glacier_data", bands=("blue", "swir1"))  # HkhSlices or HkhScenes
+    sample = source[0]  # {"id", "image": float32 (C, H, W) in ``bands`` order,
+                        #  "mask": uint8 (H, W): 0 background, 1 clean ice, 2 debris, 255 no data}
 
 Channels are always chosen by band name (``glacier.domain.canonical_band(..., sensor="L7")``),
 never by position. HKH has no lake class; pixels that are NaN in any chosen band are ignored.
@@ -15,56 +10,40 @@ never by position. HKH has no lake class; pixels that are NaN in any chosen band
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
-import rasterio.features
-import rasterio.warp
-from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from glacier.data.tiling import pad_image, pad_mask
-from glacier.domain import HKH_BANDS, IGNORE_INDEX, canonical_band
+from glacier.data.polygons import SceneLabels, read_polygons
+from glacier.data.sources import ImageRecord, ImageSource
+from glacier.data.tiling import pad_image, pad_mask, tile_offsets
+from glacier.domain import HKH_BANDS, HKH_DEFAULT_BANDS, HKH_SENSOR_BANDS, IGNORE_INDEX, canonical_band
 from glacier.errors import DataError
 
-_SLICE_IMG = re.compile(r"^slice_(\d+)_img_(\d+)\.npy$")
 CLEAN, DEBRIS = 1, 2  # class indices burnt from the two label layers (glacier.domain.CLASS_NAMES)
-_VECTOR_SUFFIXES = (".geojson", ".json", ".shp")
 
 
-# ------------------------------------------------------------------------------ layout
-@dataclass(frozen=True)
-class HkhLayout:
-    """What a source folder holds: ``kind`` is "slices" or "scenes"."""
-
-    kind: str
-    folder: Path
-    one_hot_masks: bool = False
-    """Slices masks in the splits/ one-hot order (clean, debris, background)."""
-
-
-def _has_slices(folder: Path) -> bool:
-    return folder.is_dir() and any(_SLICE_IMG.match(p.name) for p in folder.iterdir())
-
-
-def detect_layout(src: str | Path) -> HkhLayout:
-    """Recognise ``glacier_data/``, its ``slices/`` (or a ``splits/<name>/``) folder, or raw scenes."""
+def open_hkh(src: str | Path, bands: tuple[str, ...] = HKH_DEFAULT_BANDS) -> HkhSlices | HkhScenes:
+    """The HKH source in ``src``: ``glacier_data/``, its ``slices/`` (or a ``splits/<name>/``)
+    folder, or raw scenes (``raster_data/`` + ``vector_data/``)."""
+    band_indices(bands, HKH_BANDS, "HKH")  # a band HKH does not have fails before any reading
     src = Path(src)
     if not src.is_dir():
         raise DataError(f"{src}: folder not found (expected HKH glacier_data/, its slices/, or raw scenes)")
     for folder in (src / "slices", src):
-        if _has_slices(folder):
-            one_hot = "splits" in folder.resolve().parts
-            return HkhLayout("slices", folder, one_hot)
-    if (src / "raster_data").is_dir() and (src / "vector_data").is_dir():
-        return HkhLayout("scenes", src)
+        if HkhSlices.holds(folder):
+            return HkhSlices(folder, bands)
+    if HkhScenes.holds(src):
+        return HkhScenes(src, bands)
     raise DataError(
         f"{src}: not an HKH dataset folder; expected slices/slice_S_img_N.npy + slice_S_mask_N.npy, "
         "or raw scenes as raster_data/*.tif with vector_data/clean.* and vector_data/debris.* "
@@ -78,45 +57,6 @@ def band_indices(wanted: tuple[str, ...], available: tuple[str, ...], source: st
     if missing:
         raise DataError(f"{source}: bands {missing} not found; it has {list(available)}")
     return [available.index(b) for b in wanted]
-
-
-# ------------------------------------------------------------------------------ slices
-@dataclass(frozen=True)
-class SlicePair:
-    image_path: Path
-    mask_path: Path
-    scene: str
-    """The slice's source scene number S: slices of one scene share a cross-validation fold."""
-    slice_id: str
-
-
-def find_slices(folder: Path) -> list[SlicePair]:
-    """Image/mask pairs in a slices folder, sorted by scene and slice number."""
-    pairs = []
-    for path in folder.iterdir():
-        match = _SLICE_IMG.match(path.name)
-        if not match:
-            continue
-        scene, number = match.groups()
-        mask = folder / f"slice_{scene}_mask_{number}.npy"
-        if not mask.is_file():
-            raise DataError(f"{path}: its mask {mask.name} is missing; every slice image needs its mask")
-        pairs.append(SlicePair(path, mask, scene, f"slice_{scene}_{number}"))
-    if not pairs:
-        raise DataError(f"{folder}: no slice_S_img_N.npy files")
-    return sorted(pairs, key=lambda p: (int(p.scene), p.slice_id))
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read this .npy file ({exc}); is it truncated?") from None
-
-
-def slice_shape(pair: SlicePair) -> tuple[int, int]:
-    shape = _load_npy(pair.image_path).shape
-    return int(shape[0]), int(shape[1])
 
 
 def slice_mask_to_classes(mask: np.ndarray, one_hot: bool = False, source: str = "mask") -> np.ndarray:
@@ -134,146 +74,108 @@ def slice_mask_to_classes(mask: np.ndarray, one_hot: bool = False, source: str =
     return out
 
 
-def read_slice(
-    pair: SlicePair, bands: tuple[str, ...], one_hot: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """A slice as float32 (C, H, W) in ``bands`` order and its uint8 (H, W) class mask (255 = NaN)."""
-    image = _load_npy(pair.image_path)
-    if image.ndim != 3 or image.shape[2] != len(HKH_BANDS):
-        raise DataError(
-            f"{pair.image_path}: expected (H, W, {len(HKH_BANDS)}) channel-last, got {image.shape}"
-        )
-    idx = band_indices(bands, HKH_BANDS, str(pair.image_path))
-    chosen = np.ascontiguousarray(np.moveaxis(np.asarray(image[..., idx], dtype=np.float32), -1, 0))
-    mask = slice_mask_to_classes(_load_npy(pair.mask_path), one_hot, str(pair.mask_path))
-    if mask.shape != chosen.shape[1:]:
-        raise DataError(f"{pair.mask_path}: mask shape {mask.shape} differs from image {chosen.shape[1:]}")
-    mask[np.isnan(chosen).any(axis=0)] = IGNORE_INDEX
-    return chosen, mask
+class _HkhSource(ImageSource):
+    dataset = "hkh"
+    bands: tuple[str, ...]
+
+    @property
+    def sensor_bands(self) -> tuple[str, ...]:
+        return tuple(HKH_SENSOR_BANDS[HKH_BANDS.index(b)] for b in self.bands)
 
 
-# ------------------------------------------------------------------------- label polygons
+# ------------------------------------------------------------------------------ slices
 @dataclass(frozen=True)
-class Polygons:
-    """Label polygons (GeoJSON-like geometry dicts) in ``crs``."""
-
-    geometries: list[dict]
-    crs: CRS
-    source: Path
-
-
-def _geojson_crs(data: dict, path: Path) -> CRS:
-    # RFC 7946 GeoJSON is WGS 84; older files name their CRS in a "crs" member.
-    name = (data.get("crs") or {}).get("properties", {}).get("name")
-    if not name:
-        return CRS.from_epsg(4326)
-    try:
-        return CRS.from_user_input(name)
-    except Exception:
-        raise DataError(f"{path}: unknown CRS {name!r}") from None
+class SlicePair:
+    image_path: Path
+    mask_path: Path
+    scene: str
+    """The slice's source scene number S: slices of one scene share a cross-validation fold."""
+    slice_id: str
 
 
-def _read_geojson(path: Path) -> Polygons:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read this GeoJSON ({exc})") from None
-    features = data.get("features") if data.get("type") == "FeatureCollection" else [data]
-    geometries = [f.get("geometry") if f.get("type") == "Feature" else f for f in features or []]
-    return Polygons([g for g in geometries if g], _geojson_crs(data, path), path)
+class HkhSlices(_HkhSource):
+    """LILA slices: ``slice_{S}_img_{N}.npy`` float32 (H, W, 15) channel-last, with
+    ``slice_{S}_mask_{N}.npy`` uint8 (H, W, 3); masks in the archive's
+    ``splits/{train,dev,test}/`` folders are one-hot (clean, debris, background)."""
 
+    image_pattern = re.compile(r"^slice_(\d+)_img_(\d+)\.npy$")
+    mask_name = "slice_{scene}_mask_{number}.npy"
+    channels = HKH_BANDS
 
-def _read_shapefile(path: Path) -> Polygons:
-    try:
-        import shapefile  # pyshp: pure Python, reads .shp without GDAL/OGR
-    except ImportError:
-        raise DataError(
-            f"{path}: reading shapefiles needs pyshp (pip install pyshp), or convert it to GeoJSON"
-        ) from None
-    prj = path.with_suffix(".prj")
-    if not prj.is_file():
-        raise DataError(f"{path}: no {prj.name} next to it, so its CRS is unknown; add the .prj file")
-    crs = CRS.from_wkt(prj.read_text(encoding="utf-8", errors="replace"))
-    try:
-        with shapefile.Reader(str(path)) as reader:
-            geometries = [shape.__geo_interface__ for shape in reader.iterShapes() if shape.points]
-    except (shapefile.ShapefileException, OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read this shapefile ({exc})") from None
-    return Polygons(geometries, crs, path)
+    def __init__(self, folder: str | Path, bands: tuple[str, ...] = HKH_DEFAULT_BANDS) -> None:
+        self.folder = Path(folder)
+        self.bands = tuple(bands)
+        self._channels = band_indices(self.bands, self.channels, str(self.folder))
+        self.one_hot_masks = "splits" in self.folder.resolve().parts
+        self._verify()
+        self.pairs = sorted(self._list_pairs(), key=lambda p: (int(p.scene), p.slice_id))
 
+    @classmethod
+    def holds(cls, folder: Path) -> bool:
+        """Whether ``folder`` holds slice images."""
+        return folder.is_dir() and any(cls.image_pattern.match(p.name) for p in folder.iterdir())
 
-def find_vector(folder: Path, layer: str) -> Path:
-    """``vector_data/<layer>.geojson|.json|.shp``."""
-    for suffix in _VECTOR_SUFFIXES:
-        path = folder / f"{layer}{suffix}"
-        if path.is_file():
-            return path
-    raise DataError(
-        f"{folder}: no {layer}.geojson or {layer}.shp; raw HKH scenes need clean and debris polygons"
-    )
+    def __len__(self) -> int:
+        return len(self.pairs)
 
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        pair = self.pairs[index]
+        image = self._load_image(pair.image_path)
+        mask = self._load_mask(pair.mask_path, image.shape[1:])
+        mask[np.isnan(image).any(axis=0)] = IGNORE_INDEX
+        return {"id": pair.slice_id, "image": image, "mask": mask}
 
-def read_polygons(path: Path) -> Polygons:
-    """Polygons of a GeoJSON file or shapefile, with their CRS."""
-    return _read_shapefile(path) if path.suffix.lower() == ".shp" else _read_geojson(path)
+    def record(self, index: int) -> ImageRecord:
+        pair = self.pairs[index]
+        height, width = self._load_npy(pair.image_path).shape[:2]
+        source = pair.image_path.relative_to(self.folder).as_posix()
+        return ImageRecord(pair.slice_id, f"scene_{pair.scene}", source, int(height), int(width))
 
+    def _list_pairs(self) -> list[SlicePair]:
+        pairs = []
+        for path in self.folder.iterdir():
+            match = self.image_pattern.match(path.name)
+            if match:
+                scene, number = match.groups()
+                mask = self.folder / self.mask_name.format(scene=scene, number=number)
+                pairs.append(SlicePair(path, mask, scene, f"slice_{scene}_{number}"))
+        return pairs
 
-def _geometry_bounds(geometry: dict) -> tuple[float, float, float, float]:
-    coords = np.asarray(list(_flatten_coords(geometry["coordinates"])), dtype=np.float64)
-    return coords[:, 0].min(), coords[:, 1].min(), coords[:, 0].max(), coords[:, 1].max()
+    def _verify(self) -> None:
+        """One DataError naming what is missing: slice images, or an image's mask."""
+        pairs = self._list_pairs()
+        if not pairs:
+            raise DataError(f"{self.folder}: no slice_S_img_N.npy files")
+        lacking = next((p for p in pairs if not p.mask_path.is_file()), None)
+        if lacking is not None:
+            raise DataError(
+                f"{lacking.image_path}: its mask {lacking.mask_path.name} is missing; "
+                "every slice image needs its mask"
+            )
 
+    @staticmethod
+    def _load_npy(path: Path) -> np.ndarray:
+        try:
+            return np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read this .npy file ({exc}); is it truncated?") from None
 
-def _flatten_coords(coords) -> Iterator[tuple[float, float]]:
-    if coords and isinstance(coords[0], (int, float)):
-        yield coords[0], coords[1]
-        return
-    for part in coords:
-        yield from _flatten_coords(part)
+    def _load_image(self, path: Path) -> np.ndarray:
+        """The chosen channels as float32 (C, H, W)."""
+        image = self._load_npy(path)
+        if image.ndim != 3 or image.shape[2] != len(self.channels):
+            raise DataError(f"{path}: expected (H, W, {len(self.channels)}) channel-last, got {image.shape}")
+        chosen = np.asarray(image[..., self._channels], dtype=np.float32)
+        return np.ascontiguousarray(np.moveaxis(chosen, -1, 0))
 
-
-class SceneLabels:
-    """The label polygons of one scene, reprojected to its CRS and indexed by bounding box."""
-
-    def __init__(
-        self, layers: list[tuple[int, Polygons]], crs: CRS, bounds: tuple[float, float, float, float]
-    ):
-        self.shapes: list[tuple[dict, int]] = []
-        boxes = []
-        for value, polygons in layers:  # later layers burn over earlier ones: debris wins
-            west, south, east, north = rasterio.warp.transform_bounds(crs, polygons.crs, *bounds)
-            for geometry in polygons.geometries:
-                if geometry.get("type") not in ("Polygon", "MultiPolygon"):
-                    continue
-                gx0, gy0, gx1, gy1 = _geometry_bounds(geometry)
-                if gx1 < west or gx0 > east or gy1 < south or gy0 > north:
-                    continue  # far outside this scene: skip the reprojection
-                local = rasterio.warp.transform_geom(polygons.crs, crs, geometry)
-                self.shapes.append((local, value))
-                boxes.append(_geometry_bounds(local))
-        self.boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-
-    def rasterize(
-        self, window_bounds: tuple[float, float, float, float], shape: tuple[int, int], transform
-    ) -> np.ndarray:
-        """Class indices (0 background, 1 clean, 2 debris) on one window's grid."""
-        west, south, east, north = window_bounds
-        b = self.boxes
-        near = np.flatnonzero((b[:, 2] >= west) & (b[:, 0] <= east) & (b[:, 3] >= south) & (b[:, 1] <= north))
-        if near.size == 0:
-            return np.zeros(shape, dtype=np.uint8)
-        return rasterio.features.rasterize(
-            [self.shapes[i] for i in near], out_shape=shape, transform=transform, fill=0, dtype="uint8"
-        )
+    def _load_mask(self, path: Path, shape: tuple[int, ...]) -> np.ndarray:
+        mask = slice_mask_to_classes(self._load_npy(path), self.one_hot_masks, str(path))
+        if mask.shape != tuple(shape):
+            raise DataError(f"{path}: mask shape {mask.shape} differs from image {tuple(shape)}")
+        return mask
 
 
 # -------------------------------------------------------------------------- raw scenes
-def find_raw_scenes(folder: Path) -> list[Path]:
-    scenes = sorted(p for p in (folder / "raster_data").iterdir() if p.suffix.lower() in (".tif", ".tiff"))
-    if not scenes:
-        raise DataError(f"{folder / 'raster_data'}: no .tif scenes")
-    return scenes
-
-
 def scene_band_names(path: Path, descriptions: tuple[str | None, ...]) -> tuple[str, ...]:
     """Canonical names of a raw scene's bands, from its band descriptions (Landsat 7 naming)."""
     if not all(descriptions):
@@ -284,52 +186,115 @@ def scene_band_names(path: Path, descriptions: tuple[str | None, ...]) -> tuple[
     return tuple(canonical_band(d, sensor="L7") for d in descriptions)
 
 
-def raw_scene_shape(path: Path) -> tuple[int, int]:
-    try:
-        with rasterio.open(path) as src:
-            return src.height, src.width
-    except (RasterioError, OSError) as exc:
-        raise DataError(f"{path}: cannot read this GeoTIFF ({exc}); is it truncated or not a TIFF?") from None
+class HkhScenes(_HkhSource):
+    """Raw HKH scenes: ``raster_data/*.tif`` (15 bands named by their descriptions) with label
+    polygons ``vector_data/clean.*`` and ``debris.*`` (GeoJSON, or shapefiles through pyshp)
+    in any CRS, reprojected and rasterised on each scene's grid.
 
-
-def iter_raw_scene_tiles(
-    path: Path, bands: tuple[str, ...], layers: list[tuple[int, Polygons]], tile_size: int
-) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-    """(row, col, image (C, T, T) float32, mask (T, T) uint8) for each tile of a raw scene.
-
-    Reads one window at a time, so memory stays at one tile whatever the scene's size; edge
-    tiles are padded with NaN / ignore.
+    ``tiles`` reads one window at a time, so memory stays at one tile whatever a scene's size.
     """
-    try:
-        with rasterio.open(path) as src:
-            names = scene_band_names(path, tuple(src.descriptions))
-            indexes = [i + 1 for i in band_indices(bands, names, str(path))]
-            labels = SceneLabels(layers, src.crs, tuple(src.bounds))
-            nodata = src.nodata
-            for row in range(0, src.height, tile_size):
-                for col in range(0, src.width, tile_size):
-                    window = Window(
-                        col, row, min(tile_size, src.width - col), min(tile_size, src.height - row)
-                    )
-                    raw = src.read(indexes, window=window)
-                    image = raw.astype(np.float32)
-                    if nodata is not None:
-                        image[raw == nodata] = np.nan
-                    mask = labels.rasterize(
-                        src.window_bounds(window),
-                        (window.height, window.width),
-                        window_transform(window, src.transform),
-                    )
-                    mask[np.isnan(image).any(axis=0)] = IGNORE_INDEX
-                    yield row, col, pad_image(image, tile_size), pad_mask(mask, tile_size)
-    except RasterioError as exc:
-        raise DataError(f"{path}: cannot read this GeoTIFF ({exc}); is it truncated or not a TIFF?") from None
 
+    raster_folder = "raster_data"
+    vector_folder = "vector_data"
+    raster_suffixes = (".tif", ".tiff")
+    vector_suffixes = (".geojson", ".json", ".shp")
+    label_layers = (("clean", CLEAN), ("debris", DEBRIS))
+    """Label layers in burn order: debris is burnt over clean ice."""
 
-def read_label_layers(folder: Path) -> list[tuple[int, Polygons]]:
-    """The clean-ice and debris polygons of a raw-scenes folder, in burn order."""
-    vector = folder / "vector_data"
-    return [
-        (CLEAN, read_polygons(find_vector(vector, "clean"))),
-        (DEBRIS, read_polygons(find_vector(vector, "debris"))),
-    ]
+    def __init__(self, root: str | Path, bands: tuple[str, ...] = HKH_DEFAULT_BANDS) -> None:
+        self.root = Path(root)
+        self.bands = tuple(bands)
+        self._verify()
+        self.paths = self._scene_paths()
+        self.layers = [(value, read_polygons(self._vector_path(name))) for name, value in self.label_layers]
+
+    @classmethod
+    def holds(cls, folder: Path) -> bool:
+        """Whether ``folder`` has the raw-scenes layout."""
+        return (folder / cls.raster_folder).is_dir() and (folder / cls.vector_folder).is_dir()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """The whole scene (for small scenes; ``tiles`` streams large ones)."""
+        path = self.paths[index]
+        with self._reading(path) as (src, indexes, labels):
+            image, mask = self._read_window(src, indexes, labels, Window(0, 0, src.width, src.height))
+            return {"id": path.stem, "image": image, "mask": mask, "profile": dict(src.profile)}
+
+    def record(self, index: int) -> ImageRecord:
+        path = self.paths[index]
+        try:
+            with rasterio.open(path) as src:
+                height, width = src.height, src.width
+        except (RasterioError, OSError) as exc:
+            raise DataError(
+                f"{path}: cannot read this GeoTIFF ({exc}); is it truncated or not a TIFF?"
+            ) from None
+        return ImageRecord(path.stem, path.stem, path.relative_to(self.root).as_posix(), height, width)
+
+    def tiles(self, index: int, tile_size: int) -> Iterator[dict[str, Any]]:
+        with self._reading(self.paths[index]) as (src, indexes, labels):
+            for row, col in tile_offsets(src.height, src.width, tile_size):
+                window = Window(col, row, min(tile_size, src.width - col), min(tile_size, src.height - row))
+                image, mask = self._read_window(src, indexes, labels, window)
+                yield {
+                    "row": row,
+                    "col": col,
+                    "image": pad_image(image, tile_size),
+                    "mask": pad_mask(mask, tile_size),
+                }
+
+    # ------------------------------------------------------------------------ layout
+    def _scene_paths(self) -> list[Path]:
+        folder = self.root / self.raster_folder
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in self.raster_suffixes)
+
+    def _vector_path(self, layer: str) -> Path | None:
+        candidates = [self.root / self.vector_folder / f"{layer}{suffix}" for suffix in self.vector_suffixes]
+        return next((path for path in candidates if path.is_file()), None)
+
+    def _verify(self) -> None:
+        """One DataError naming what is missing: the folders, the scenes or a label layer."""
+        if not self.holds(self.root):
+            raise DataError(
+                f"{self.root}: raw HKH scenes need {self.raster_folder}/*.tif and "
+                f"{self.vector_folder}/clean.* + debris.* label polygons"
+            )
+        missing = [name for name, _ in self.label_layers if self._vector_path(name) is None]
+        if missing:
+            files = ", ".join(f"no {n}.geojson or {n}.shp" for n in missing)
+            raise DataError(
+                f"{self.root / self.vector_folder}: {files}; raw HKH scenes need clean and debris polygons"
+            )
+        if not self._scene_paths():
+            raise DataError(f"{self.root / self.raster_folder}: no .tif scenes")
+
+    # ---------------------------------------------------------------------- rasters
+    @contextmanager
+    def _reading(self, path: Path) -> Iterator[tuple[Any, list[int], SceneLabels]]:
+        """The open scene, the 1-based band numbers of ``bands`` and its label polygons."""
+        try:
+            with rasterio.open(path) as src:
+                names = scene_band_names(path, tuple(src.descriptions))
+                indexes = [i + 1 for i in band_indices(self.bands, names, str(path))]
+                yield src, indexes, SceneLabels(self.layers, src.crs, tuple(src.bounds))
+        except RasterioError as exc:
+            raise DataError(
+                f"{path}: cannot read this GeoTIFF ({exc}); is it truncated or not a TIFF?"
+            ) from None
+
+    @staticmethod
+    def _read_window(
+        src, indexes: list[int], labels: SceneLabels, window: Window
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Image (C, h, w) float32 with nodata as NaN, and mask (h, w) uint8, 255 where NaN."""
+        raw = src.read(indexes, window=window)
+        image = raw.astype(np.float32)
+        if src.nodata is not None:
+            image[raw == src.nodata] = np.nan
+        transform = window_transform(window, src.transform)
+        mask = labels.rasterize(src.window_bounds(window), (window.height, window.width), transform)
+        mask[np.isnan(image).any(axis=0)] = IGNORE_INDEX
+        return image, mask

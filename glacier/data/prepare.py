@@ -1,4 +1,4 @@
-"""Writing the prepared-dataset format (docs/ARCHITECTURE.md): ``images.npy``, ``masks.npy``, ``manifest.json``.
+"""Writing the prepared-dataset format (``glacier.data.prepared_format``) from a source dataset.
 
     summary = prepare_competition("Train", "prep/competition")
     summary = prepare_hkh("glacier_data", "prep/hkh", bands=("blue", "green", "red", "swir1", "tir"))
@@ -14,8 +14,6 @@ gives byte-identical output (no timestamps).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,28 +24,23 @@ from tqdm.auto import tqdm
 
 from glacier import __version__
 from glacier.atomic import atomic_dir
-from glacier.data import competition, hkh
-from glacier.data.folds import assign_folds, describe_folds
+from glacier.data import prepared_format as fmt
+from glacier.data.competition import CompetitionScenes
+from glacier.data.folds import GroupFolds, group_folds
+from glacier.data.hkh import open_hkh
+from glacier.data.sources import ImageRecord, ImageSource
 from glacier.data.stats import RunningBandStats
-from glacier.data.tiling import cut_tile, effective_tile_size, ignore_no_data, tile_offsets
+from glacier.data.tiling import effective_tile_size, tile_offsets
 from glacier.domain import (
     CLASS_NAMES,
     CLASS_VALUES,
-    COMPETITION_BANDS,
-    COMPETITION_SENSOR_BANDS,
-    HKH_BANDS,
     HKH_DEFAULT_BANDS,
-    HKH_SENSOR_BANDS,
     IGNORE_INDEX,
     NUM_CLASSES,
     resolve_bands,
 )
 from glacier.errors import DataError
 from glacier.normalization import BandStats
-
-FORMAT = "glacier-prepared"
-FORMAT_VERSION = 1
-TileIterator = Iterator[tuple[int, int, np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -69,20 +62,6 @@ class PrepareOptions:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise DataError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
-
-
-@dataclass(frozen=True)
-class SourceImage:
-    """One input image: where it came from, its size, and how to cut it into tiles."""
-
-    id: str
-    group: str
-    """Images of one group share a fold (an image, or the scene HKH slices were cut from)."""
-    source: str
-    height: int
-    width: int
-    tiles: Callable[[int], TileIterator]
-    """tile_size -> (row, col, image (C, T, T) float32, mask (T, T) uint8) for every tile."""
 
 
 @dataclass
@@ -114,94 +93,12 @@ class PrepareSummary:
         )
 
 
-# ------------------------------------------------------------------------------ sources
-def _cut_tiles(image: np.ndarray, mask: np.ndarray, tile_size: int) -> TileIterator:
-    """Every tile of an image read whole (edge tiles padded)."""
-    for row, col in tile_offsets(*mask.shape, tile_size):
-        yield (row, col, *cut_tile(image, mask, row, col, tile_size))
-
-
-def competition_images(src: str | Path) -> list[SourceImage]:
-    """The labelled images of a competition Train/ folder as tile sources."""
-    scenes = competition.find_scenes(src, require_labels=True)
-    base = competition.find_band_root(src)
-
-    def tiles_of(scene: competition.Scene) -> Callable[[int], TileIterator]:
-        def tiles(tile_size: int) -> TileIterator:
-            image, mask, _ = competition.read_scene(scene)
-            return _cut_tiles(image, ignore_no_data(image, mask), tile_size)
-
-        return tiles
-
-    return [
-        SourceImage(
-            s.tile_id,
-            s.tile_id,
-            s.band_paths[0].relative_to(base).as_posix(),
-            *competition.scene_shape(s),
-            tiles_of(s),
-        )
-        for s in scenes
-    ]
-
-
-def hkh_images(src: str | Path, bands: tuple[str, ...]) -> list[SourceImage]:
-    """HKH slices or raw scenes as tile sources, with channels ``bands`` (canonical names)."""
-    layout = hkh.detect_layout(src)
-    if layout.kind == "slices":
-        pairs = hkh.find_slices(layout.folder)
-
-        def slice_tiles(pair: hkh.SlicePair) -> Callable[[int], TileIterator]:
-            def tiles(tile_size: int) -> TileIterator:
-                return _cut_tiles(*hkh.read_slice(pair, bands, layout.one_hot_masks), tile_size)
-
-            return tiles
-
-        return [
-            SourceImage(
-                p.slice_id,
-                f"scene_{p.scene}",
-                p.image_path.relative_to(layout.folder).as_posix(),
-                *hkh.slice_shape(p),
-                slice_tiles(p),
-            )
-            for p in pairs
-        ]
-
-    layers = hkh.read_label_layers(layout.folder)
-    sources = []
-    for path in hkh.find_raw_scenes(layout.folder):
-
-        def scene_tiles(tile_size: int, path: Path = path) -> TileIterator:
-            return hkh.iter_raw_scene_tiles(path, bands, layers, tile_size)
-
-        sources.append(
-            SourceImage(
-                path.stem,
-                path.stem,
-                path.relative_to(layout.folder).as_posix(),
-                *hkh.raw_scene_shape(path),
-                scene_tiles,
-            )
-        )
-    return sources
-
-
 # ------------------------------------------------------------------------------ writer
 def prepare_competition(
     src: str | Path, out: str | Path, options: PrepareOptions = PrepareOptions(), progress: bool = True
 ) -> PrepareSummary:
     """Preprocess a competition Train/ folder (or the unpacked zip holding it) into ``out``."""
-    return write_prepared(
-        out,
-        competition_images(src),
-        dataset="competition",
-        source=src,
-        bands=COMPETITION_BANDS,
-        sensor_bands=COMPETITION_SENSOR_BANDS,
-        options=options,
-        progress=progress,
-    )
+    return write_prepared(out, CompetitionScenes(src, require_labels=True), src, options, progress)
 
 
 def prepare_hkh(
@@ -213,23 +110,12 @@ def prepare_hkh(
 ) -> PrepareSummary:
     """Preprocess HKH slices or raw scenes into ``out``, keeping ``bands`` (names, default the five matched)."""
     chosen = resolve_bands(bands, sensor="L7") if bands else HKH_DEFAULT_BANDS
-    hkh.band_indices(chosen, HKH_BANDS, "HKH")  # a band HKH does not have fails before any reading
-    sensor = tuple(HKH_SENSOR_BANDS[HKH_BANDS.index(b)] for b in chosen)
-    return write_prepared(
-        out,
-        hkh_images(src, chosen),
-        dataset="hkh",
-        source=src,
-        bands=chosen,
-        sensor_bands=sensor,
-        options=options,
-        progress=progress,
-    )
+    return write_prepared(out, open_hkh(src, chosen), src, options, progress)
 
 
 def _check_output(out: Path) -> None:
     # Never replace a folder that is not a prepared dataset (a typo'd --out could be $HOME).
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())):
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / fmt.MANIFEST).is_file())):
         raise DataError(f"{out}: exists and is not a prepared dataset; choose a new or empty --out folder")
 
 
@@ -258,120 +144,108 @@ class _KeptTile(NamedTuple):
 
 
 @dataclass
-class _Split:
-    """The folds of the kept tiles: per group (images that must share a fold), with the
-    per-group and per-image class counts they are stratified on."""
+class _Kept:
+    """The tiles pass 1 kept, with per-image totals and the folds of the images' groups."""
 
-    groups: list[str]
-    group_counts: np.ndarray
-    fold_of: dict[str, int]
+    tiles: list[_KeptTile]
+    dropped: dict[str, int]
     image_counts: np.ndarray
     image_tiles: np.ndarray
+    split: GroupFolds
 
 
 def write_prepared(
     out: str | Path,
-    images: list[SourceImage],
-    *,
-    dataset: str,
+    images: ImageSource,
     source: str | Path,
-    bands: tuple[str, ...],
-    sensor_bands: tuple[str, ...],
-    options: PrepareOptions,
+    options: PrepareOptions = PrepareOptions(),
     progress: bool = True,
 ) -> PrepareSummary:
-    """Cut ``images`` into tiles and write the prepared dataset to ``out`` (atomically)."""
+    """Cut ``images`` into tiles and write the prepared dataset to ``out`` (atomically);
+    ``source`` is the input folder as the user named it (the manifest records it)."""
     out = Path(out)
     _check_output(out)
-    if not images:
+    bands = images.bands
+    records = [images.record(i) for i in range(len(images))]
+    if not records:
         raise DataError(f"{source}: no images found")
-    tile_size = effective_tile_size(options.tile_size, [(im.height, im.width) for im in images])
-    kept, dropped = _scan_tiles(images, tile_size, options, source, progress)
-    split = _split_folds(images, kept, options, source)
+    tile_size = effective_tile_size(options.tile_size, [(r.height, r.width) for r in records])
+    kept = _scan_tiles(images, records, tile_size, options, source, progress)
     with atomic_dir(out) as tmp:
-        stats = _write_arrays(tmp, images, kept, split, bands, tile_size, source, progress)
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "dataset": dataset,
-            "source": str(Path(source).resolve()),
-            "bands": list(bands),
-            "sensor_bands": list(sensor_bands),
-            "classes": list(CLASS_NAMES),
-            "class_values": list(CLASS_VALUES),
-            "ignore_index": IGNORE_INDEX,
-            "tile_size": tile_size,
-            "num_tiles": len(kept),
-            "num_folds": options.num_folds,
-            "stats": stats.to_dict(),
-            "class_counts": _ints(split.image_counts.sum(axis=0)),
-            "images": _image_records(images, split),
-            "tiles": _tile_records(images, kept, split),
-            "options": _options_record(options, dropped),
-            "created_by": f"glacier {__version__}",
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-
+        stats = _write_arrays(tmp, images, kept, bands, tile_size, source, progress)
+        class_counts = _ints(kept.image_counts.sum(axis=0))
+        text = fmt.manifest_text(
+            dataset=images.dataset,
+            source=str(Path(source).resolve()),
+            bands=list(bands),
+            sensor_bands=list(images.sensor_bands),
+            classes=list(CLASS_NAMES),
+            class_values=list(CLASS_VALUES),
+            ignore_index=IGNORE_INDEX,
+            tile_size=tile_size,
+            num_tiles=len(kept.tiles),
+            num_folds=options.num_folds,
+            stats=stats.to_dict(),
+            class_counts=class_counts,
+            images=_image_records(records, kept),
+            tiles=_tile_records(records, kept),
+            options=_options_record(options, kept.dropped),
+            created_by=f"glacier {__version__}",
+        )
+        (tmp / fmt.MANIFEST).write_text(text, encoding="utf-8")
     return PrepareSummary(
         path=out,
-        num_images=len(images),
-        num_tiles=len(kept),
+        num_images=len(records),
+        num_tiles=len(kept.tiles),
         tile_size=tile_size,
-        dropped=dropped,
-        class_counts=list(manifest["class_counts"]),
-        fold_lines=describe_folds(
-            np.array([split.fold_of[g] for g in split.groups]), split.group_counts, options.num_folds
-        ),
+        dropped=kept.dropped,
+        class_counts=class_counts,
+        fold_lines=kept.split.describe(options.num_folds),
     )
 
 
 def _scan_tiles(
-    images: list[SourceImage], tile_size: int, options: PrepareOptions, source: str | Path, progress: bool
-) -> tuple[list[_KeptTile], dict[str, int]]:
-    """Pass 1: which tiles to keep (with their class counts), and how many were dropped why."""
-    total = sum(len(tile_offsets(im.height, im.width, tile_size)) for im in images)
-    kept: list[_KeptTile] = []
+    images: ImageSource,
+    records: list[ImageRecord],
+    tile_size: int,
+    options: PrepareOptions,
+    source: str | Path,
+    progress: bool,
+) -> _Kept:
+    """Pass 1: which tiles to keep (with their class counts), how many were dropped why, and
+    the folds, stratified on the kept pixels of each group of images."""
+    total = sum(len(tile_offsets(r.height, r.width, tile_size)) for r in records)
+    tiles: list[_KeptTile] = []
     dropped: dict[str, int] = {}
+    image_counts = np.zeros((len(records), NUM_CLASSES), dtype=np.int64)
+    image_tiles = np.zeros(len(records), dtype=np.int64)
     with tqdm(total=total, desc="scanning tiles", unit="tile", disable=not progress) as bar:
-        for i, im in enumerate(images):
-            for row, col, _, mask in im.tiles(tile_size):
-                counts, valid, reason = _tile_record(mask, options)
+        for i in range(len(records)):
+            for tile in images.tiles(i, tile_size):
+                counts, valid, reason = _tile_record(tile["mask"], options)
                 if reason is None:
-                    kept.append(_KeptTile(i, row, col, counts, valid))
+                    tiles.append(_KeptTile(i, tile["row"], tile["col"], counts, valid))
+                    image_counts[i] += counts
+                    image_tiles[i] += 1
                 else:
                     dropped[reason] = dropped.get(reason, 0) + 1
                 bar.update()
-    if not kept:
+    if not tiles:
         raise DataError(f"{source}: every tile was dropped ({dropped}); lower --min-valid / --min-glacier")
-    return kept, dropped
-
-
-def _split_folds(
-    images: list[SourceImage], kept: list[_KeptTile], options: PrepareOptions, source: str | Path
-) -> _Split:
-    """Folds by group, stratified on the kept pixels of each group."""
-    groups = sorted({images[t.image].group for t in kept})
-    group_index = {g: k for k, g in enumerate(groups)}
-    group_counts = np.zeros((len(groups), NUM_CLASSES), dtype=np.int64)
-    image_counts = np.zeros((len(images), NUM_CLASSES), dtype=np.int64)
-    image_tiles = np.zeros(len(images), dtype=np.int64)
-    for t in kept:
-        group_counts[group_index[images[t.image].group]] += t.counts
-        image_counts[t.image] += t.counts
-        image_tiles[t.image] += 1
+    with_tiles = np.flatnonzero(image_tiles)
     try:
-        group_folds = assign_folds(group_counts, options.num_folds, options.seed)
+        split = group_folds(
+            [records[i].group for i in with_tiles], image_counts[with_tiles], options.num_folds, options.seed
+        )
     except DataError as exc:
         raise DataError(f"{source}: {exc}") from None
-    fold_of = {g: int(group_folds[k]) for g, k in group_index.items()}
-    return _Split(groups, group_counts, fold_of, image_counts, image_tiles)
+    return _Kept(tiles, dropped, image_counts, image_tiles, split)
 
 
 def _write_arrays(
     folder: Path,
-    images: list[SourceImage],
-    kept: list[_KeptTile],
-    split: _Split,
+    images: ImageSource,
+    kept: _Kept,
     bands: tuple[str, ...],
     tile_size: int,
     source: str | Path,
@@ -379,24 +253,24 @@ def _write_arrays(
 ) -> BandStats:
     """Pass 2: stream the kept tiles into ``images.npy`` / ``masks.npy``; return the band
     statistics accumulated on the way."""
-    n = len(kept)
+    n = len(kept.tiles)
     stats = RunningBandStats(bands)
-    keep_set = {(t.image, t.row, t.col) for t in kept}
+    keep_set = {(t.image, t.row, t.col) for t in kept.tiles}
     image_arr = open_memmap(
-        folder / "images.npy", mode="w+", dtype=np.float32, shape=(n, len(bands), tile_size, tile_size)
+        folder / fmt.IMAGES, mode="w+", dtype=fmt.IMAGE_DTYPE, shape=fmt.image_shape(n, len(bands), tile_size)
     )
-    mask_arr = open_memmap(folder / "masks.npy", mode="w+", dtype=np.uint8, shape=(n, tile_size, tile_size))
+    mask_arr = open_memmap(
+        folder / fmt.MASKS, mode="w+", dtype=fmt.MASK_DTYPE, shape=fmt.mask_shape(n, tile_size)
+    )
     k = 0
     with tqdm(total=n, desc="writing tiles", unit="tile", disable=not progress) as bar:
-        for i, im in enumerate(images):
-            if not split.image_tiles[i]:
-                continue
-            for row, col, image, mask in im.tiles(tile_size):
-                if (i, row, col) not in keep_set:
+        for i in map(int, np.flatnonzero(kept.image_tiles)):
+            for tile in images.tiles(i, tile_size):
+                if (i, tile["row"], tile["col"]) not in keep_set:
                     continue
-                image_arr[k] = image
-                mask_arr[k] = mask
-                stats.update(image)
+                image_arr[k] = tile["image"]
+                mask_arr[k] = tile["mask"]
+                stats.update(tile["image"])
                 k += 1
                 bar.update()
     if k != n:
@@ -410,33 +284,35 @@ def _ints(values) -> list[int]:
     return [int(v) for v in values]
 
 
-def _image_records(images: list[SourceImage], split: _Split) -> list[dict[str, Any]]:
+def _image_records(records: list[ImageRecord], kept: _Kept) -> list[dict[str, Any]]:
+    fold_of = kept.split.fold_of
     return [
         {
-            "id": im.id,
-            "group": im.group,
-            "source": im.source,
-            "height": im.height,
-            "width": im.width,
-            "fold": split.fold_of.get(im.group),
-            "num_tiles": int(split.image_tiles[i]),
-            "class_counts": _ints(split.image_counts[i]),
+            "id": r.id,
+            "group": r.group,
+            "source": r.source,
+            "height": r.height,
+            "width": r.width,
+            "fold": fold_of.get(r.group),
+            "num_tiles": int(kept.image_tiles[i]),
+            "class_counts": _ints(kept.image_counts[i]),
         }
-        for i, im in enumerate(images)
+        for i, r in enumerate(records)
     ]
 
 
-def _tile_records(images: list[SourceImage], kept: list[_KeptTile], split: _Split) -> list[dict[str, Any]]:
+def _tile_records(records: list[ImageRecord], kept: _Kept) -> list[dict[str, Any]]:
+    fold_of = kept.split.fold_of
     return [
         {
-            "image": images[t.image].id,
+            "image": records[t.image].id,
             "row": t.row,
             "col": t.col,
-            "fold": split.fold_of[images[t.image].group],
+            "fold": fold_of[records[t.image].group],
             "class_counts": _ints(t.counts),
             "valid_fraction": round(float(t.valid), 6),
         }
-        for t in kept
+        for t in kept.tiles
     ]
 
 

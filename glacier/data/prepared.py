@@ -13,14 +13,15 @@ in ``TileDataset`` (0..len-1), so build a sampler from ``prepared.tile_class_cou
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from glacier.data import prepared_format as fmt
 from glacier.data.augment import AlbumentationsAugmentation, TileAugmentation
-from glacier.data.prepare import FORMAT, FORMAT_VERSION
 from glacier.domain import IGNORE_INDEX, NUM_CLASSES
 from glacier.errors import DataError
 from glacier.normalization import BandStats, normalize
@@ -51,33 +52,33 @@ class PreparedDataset:
         path = Path(path)
         if not path.is_dir():
             raise DataError(f"{path}: prepared-dataset folder not found; {_RUN_PREPROCESS}")
-        missing = [n for n in ("manifest.json", "images.npy", "masks.npy") if not (path / n).is_file()]
+        missing = [n for n in fmt.FILES if not (path / n).is_file()]
         if missing:
             raise DataError(
                 f"{path}: not a prepared dataset, {', '.join(missing)} missing; {_RUN_PREPROCESS}"
             )
+        manifest_path = path / fmt.MANIFEST
         try:
-            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except ValueError as exc:
-            raise DataError(f"{path / 'manifest.json'}: not valid JSON ({exc}); {_RUN_PREPROCESS}") from None
-        if manifest.get("format") != FORMAT:
-            raise DataError(f"{path / 'manifest.json'}: not a {FORMAT} manifest; {_RUN_PREPROCESS}")
-        if manifest.get("format_version") != FORMAT_VERSION:
+            raise DataError(f"{manifest_path}: not valid JSON ({exc}); {_RUN_PREPROCESS}") from None
+        problem = fmt.manifest_problem(manifest)
+        if problem is not None:
             raise DataError(
-                f"{path / 'manifest.json'}: format version {manifest.get('format_version')} is not "
-                f"{FORMAT_VERSION}; preprocess the data again with this version of glacier"
+                f"{manifest_path}: {problem}; preprocess the data again with this version of glacier "
+                f"({_RUN_PREPROCESS})"
             )
         dataset = cls(path, manifest)
         n, t, c = manifest["num_tiles"], manifest["tile_size"], len(dataset.bands)
-        expected = {"images.npy": (n, c, t, t), "masks.npy": (n, t, t)}
-        for name, array in (("images.npy", dataset.images), ("masks.npy", dataset.masks)):
+        expected = {fmt.IMAGES: fmt.image_shape(n, c, t), fmt.MASKS: fmt.mask_shape(n, t)}
+        for name, array in ((fmt.IMAGES, dataset.images), (fmt.MASKS, dataset.masks)):
             if array.shape != expected[name]:
                 raise DataError(
                     f"{path / name}: shape {array.shape} does not match the manifest {expected[name]}; "
                     "the folder is damaged, preprocess again"
                 )
         if len(dataset.tile_folds) != n:
-            raise DataError(f"{path / 'manifest.json'}: lists {len(dataset.tile_folds)} tiles, expected {n}")
+            raise DataError(f"{manifest_path}: lists {len(dataset.tile_folds)} tiles, expected {n}")
         return dataset
 
     # Memmaps are opened lazily and dropped when pickled (DataLoader workers, spawn): pickling
@@ -92,14 +93,14 @@ class PreparedDataset:
     def images(self) -> np.ndarray:
         """float32 (N, C, T, T) raw values, NaN = no data (memory-mapped)."""
         if self._images is None:
-            self._images = self._load("images.npy")
+            self._images = self._load(fmt.IMAGES)
         return self._images
 
     @property
     def masks(self) -> np.ndarray:
         """uint8 (N, T, T) class indices, 255 = ignore (memory-mapped)."""
         if self._masks is None:
-            self._masks = self._load("masks.npy")
+            self._masks = self._load(fmt.MASKS)
         return self._masks
 
     def __getstate__(self) -> dict:
@@ -116,6 +117,16 @@ class PreparedDataset:
     def tile_size(self) -> int:
         return int(self.manifest["tile_size"])
 
+    def validation_folds(self, folds: Sequence[int] | None = None) -> list[int]:
+        """The folds to validate on: ``folds`` checked against this dataset's, or all of them."""
+        if folds is None:
+            return list(range(self.num_folds))
+        bad = [k for k in folds if not 0 <= k < self.num_folds]
+        if bad:
+            listed = f"fold {bad[0]} is" if len(bad) == 1 else f"folds {bad} are"
+            raise DataError(f"{listed} out of range: {self.path} has folds 0..{self.num_folds - 1}")
+        return [int(k) for k in folds]
+
     def train_val_indices(
         self, fold: int, use_all: bool = False, min_valid_fraction: float = 0.0
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -125,8 +136,8 @@ class PreparedDataset:
         at least ``min_valid_fraction`` labelled pixels. ``use_all`` trains on every fold and
         returns no validation tiles.
         """
-        if not use_all and not 0 <= fold < self.num_folds:
-            raise DataError(f"fold {fold} is out of range: {self.path} has folds 0..{self.num_folds - 1}")
+        if not use_all:
+            self.validation_folds([fold])
         keep = self.tile_valid_fraction >= min_valid_fraction
         if use_all:
             return np.flatnonzero(keep), np.array([], dtype=np.int64)

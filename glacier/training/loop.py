@@ -182,7 +182,9 @@ def _prepare(accelerator, cfg: GlacierConfig, data: RunData, model) -> Parts:
 
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.training.optimizer)
     train_loader, val_loader, epoch_aware = build_loaders(cfg, data)
-    loss_fn = CombinedLoss(cfg.training.loss, num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX)
+    loss_fn = CombinedLoss(
+        **cfg.training.loss.model_dump(), num_classes=NUM_CLASSES, ignore_index=IGNORE_INDEX
+    )
     stride = model.stride  # before `prepare`: a DDP wrapper does not have it
     if val_loader is None:
         model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)

@@ -31,21 +31,16 @@ def resolve_folds(cfg: GlacierConfig, folds: FoldRequest) -> list[int]:
 
     if cfg.data.path is None:
         raise ConfigError("no prepared dataset: pass --data PREP")
-    num_folds = PreparedDataset.open(cfg.data.path).num_folds
+    prepared = PreparedDataset.open(cfg.data.path)
     if folds is None:
-        chosen = [cfg.data.fold]
+        folds = [cfg.data.fold]
     elif isinstance(folds, str):
         if folds != ALL_FOLDS:
             raise ConfigError(f"folds {folds!r}: give fold numbers or {ALL_FOLDS!r}")
-        chosen = list(range(num_folds))
-    else:
-        chosen = list(folds)
-    if not chosen:
+        folds = None  # every fold of the dataset
+    elif not folds:
         raise ConfigError("folds: give at least one fold, e.g. 0,1,2")
-    bad = [k for k in chosen if not 0 <= k < num_folds]
-    if bad:
-        raise ConfigError(f"folds {bad} out of range: {cfg.data.path} has folds 0..{num_folds - 1}")
-    return chosen
+    return prepared.validation_folds(folds)
 
 
 @dataclasses.dataclass(frozen=True)
