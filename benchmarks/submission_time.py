@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
+from glacier.artifacts import EnsembleFolder, EnsembleMember
 from glacier.config import ModelConfig
 from glacier.domain import COMPETITION_BAND_FOLDERS, COMPETITION_BANDS
-from glacier.ensemble_folder import EnsembleMember, write_ensemble
 from glacier.models import build_model, save_model_folder
 from glacier.normalization import BandStats
 from glacier.submission import export_submission
@@ -48,7 +48,7 @@ def main() -> None:
             folders.append(
                 save_model_folder(build_model(cfg, COMPETITION_BANDS), base / f"m{seed}", normalization=stats)
             )
-        ensemble = write_ensemble(
+        ensemble = EnsembleFolder.write(
             base / "ensemble", [EnsembleMember(name=f"m{i}", model_dir=f) for i, f in enumerate(folders)]
         )
         print(

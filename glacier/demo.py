@@ -302,7 +302,7 @@ def stage_scratch_cv(ctx: DemoContext) -> str:
 
 def stage_ensemble(ctx: DemoContext) -> str:
     """Seed ensemble: the pretrained CV fold models are seed 1; more seeds train the same folds."""
-    from glacier.ensemble_folder import EnsembleMember, write_ensemble
+    from glacier.artifacts import EnsembleFolder, EnsembleMember
     from glacier.training.ensemble import member_name, train_ensemble
 
     members = [
@@ -330,7 +330,7 @@ def stage_ensemble(ctx: DemoContext) -> str:
                         member_name(seed, k), r.best_dir, seed=seed, fold=k, metrics=r.best_metrics
                     )
                 )
-    write_ensemble(ctx.paths.ensemble, members, extra={"demo": {"seeds": [ctx.seed, *seeds]}})
+    EnsembleFolder.write(ctx.paths.ensemble, members, extra={"demo": {"seeds": [ctx.seed, *seeds]}})
     ctx.results["ensemble"] = {"members": [m.name for m in members]}
     ctx.outputs["ensemble"] = ctx.paths.ensemble
     return f"{len(members)} members ({len(seeds) + 1} seeds x {len(ctx.cv_runs['cv_pretrained'])} folds) -> {ctx.paths.ensemble}"

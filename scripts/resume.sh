@@ -22,6 +22,7 @@ restore_run() {
   fi
   mkdir -p "$run/best"
   cp "$pulled/model.safetensors" "$pulled/config.json" "$run/best/"
+  [ -f "$pulled/boundary_head.safetensors" ] && cp "$pulled/boundary_head.safetensors" "$run/best/"
   [ -d "$pulled/states" ] && cp -r "$pulled/states" "$run/"
   [ -f "$pulled/metrics.csv" ] && cp "$pulled/metrics.csv" "$run/"
   echo "restored $HF_REPO@$branch -> $run"

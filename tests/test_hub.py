@@ -116,7 +116,7 @@ def _commits(hub: FakeHub, repo_id: str) -> int:
 def test_push_pull_round_trip_into_empty_cache(hub, tmp_path, monkeypatch, cli, capsys):
     import torch
 
-    from glacier.hub import render_model_card
+    from glacier.artifacts import ModelFolder
     from glacier.models import load_model_folder
 
     local = tmp_path / "model"
@@ -126,19 +126,19 @@ def test_push_pull_round_trip_into_empty_cache(hub, tmp_path, monkeypatch, cli, 
     assert cli("push", local, "alice/glacier-tiny") == 0
     assert "pushed: " in capsys.readouterr().out
     stored = hub.files("alice/glacier-tiny")
-    assert set(stored) == {".gitattributes", "README.md", "model.safetensors", "config.json"}
+    weights = ("model.safetensors", "boundary_head.safetensors")
+    assert set(stored) == {".gitattributes", "README.md", "config.json", *weights}
     assert hub.repos["alice/glacier-tiny"].private
     assert _commits(hub, "alice/glacier-tiny") == 1
-    assert hub.count("PUT", r"^/lfs-upload/") == 1  # the weights went through LFS
+    assert hub.count("PUT", r"^/lfs-upload/") == 2  # the weights went through LFS
     assert _digest(local) == before  # pushing only reads
 
     _use_cache(monkeypatch, tmp_path / "empty-cache")
     out = tmp_path / "pulled"
     assert cli("pull", "alice/glacier-tiny", "--out", out) == 0
-    for name in ("model.safetensors", "config.json"):
+    for name in ("config.json", *weights):
         assert (out / name).read_bytes() == (local / name).read_bytes()
-    config = json.loads((local / "config.json").read_text())
-    assert (out / "README.md").read_text() == render_model_card(config, repo_id="alice/glacier-tiny")
+    assert (out / "README.md").read_text() == ModelFolder(local).card(repo_id="alice/glacier-tiny")
     assert (tmp_path / "empty-cache").is_dir()
 
     pulled, meta = load_model_folder(out)
@@ -151,7 +151,7 @@ def test_push_pull_round_trip_into_empty_cache(hub, tmp_path, monkeypatch, cli, 
 def test_pull_works_offline_from_the_cache(hub, tmp_path, monkeypatch, cli):
     from huggingface_hub import constants
 
-    from glacier.hub import resolve_model_dir
+    from glacier.artifacts import open_artifact
 
     _save_model(tmp_path / "model")
     assert cli("push", tmp_path / "model", "alice/offline") == 0
@@ -161,19 +161,18 @@ def test_pull_works_offline_from_the_cache(hub, tmp_path, monkeypatch, cli):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert cli("pull", "alice/offline", "--out", tmp_path / "second") == 0
     assert _digest(tmp_path / "second") == _digest(tmp_path / "first")
-    snapshot = resolve_model_dir("alice/offline")
+    snapshot = open_artifact("alice/offline").path
     assert (snapshot / "model.safetensors").read_bytes() == (
         tmp_path / "model" / "model.safetensors"
     ).read_bytes()
 
     # Online but the server is gone: the cache still answers.
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    assert resolve_model_dir("alice/offline") == snapshot
+    assert open_artifact("alice/offline").path == snapshot
 
 
 def test_push_ensemble_folder_in_one_commit(hub, tmp_path, cli):
-    from glacier.hub.pull import check_model_repo, resolve_model_dir
-    from glacier.models import load_model_folder
+    from glacier.artifacts import EnsembleFolder, open_artifact
 
     ens = tmp_path / "ensemble"
     members = []
@@ -211,10 +210,11 @@ def test_push_ensemble_folder_in_one_commit(hub, tmp_path, cli):
     card = stored["README.md"].decode()
     assert "Ensemble members" in card and "seed43_fold1" in card and "0.6550" in card
 
-    folder = resolve_model_dir("alice/glacier-ensemble")
-    assert check_model_repo(folder, "alice/glacier-ensemble") == "ensemble"
-    model, _ = load_model_folder(folder / "members" / "seed43_fold1")
+    ensemble = open_artifact("alice/glacier-ensemble")
+    assert isinstance(ensemble, EnsembleFolder) and ensemble.repo_id == "alice/glacier-ensemble"
+    model, _ = ensemble.members()["seed43_fold1"].load()
     assert model.bands == BANDS
+    assert "members/seed43_fold1/boundary_head.safetensors" in stored
 
 
 def test_run_folder_sends_best_model_and_states_only_when_asked(hub, tmp_path, cli):
@@ -232,8 +232,12 @@ def test_run_folder_sends_best_model_and_states_only_when_asked(hub, tmp_path, c
     assert not any(p.startswith("states/") for p in stored)
     assert "0.6200 +/- 0.0200" in stored["README.md"].decode()
 
+    assert "Training states" not in stored["README.md"].decode()
+
     assert cli("push", run, "alice/run", "--include-states", "--revision", "with-states") == 0
-    assert "states/state_000002/optimizer.bin" in hub.files("alice/run", "with-states")
+    with_states = hub.files("alice/run", "with-states")
+    assert "states/state_000002/optimizer.bin" in with_states
+    assert "training states only" in with_states["README.md"].decode()
     assert "states/state_000002/optimizer.bin" not in hub.files("alice/run", "main")
 
 
@@ -287,6 +291,7 @@ def test_interrupted_push_changes_nothing_and_rerun_succeeds(hub, tmp_path, cli,
     hub.fail("commit", status=500)
 
     assert cli("push", local, "alice/flaky") == 1
+    sent = hub.count("PUT", r"^/lfs-upload/")
     err = capsys.readouterr().err
     assert "'alice/flaky'" in err and "HTTP 500" in err and "run the same command again" in err
     assert _commits(hub, "alice/flaky") == 0
@@ -295,7 +300,7 @@ def test_interrupted_push_changes_nothing_and_rerun_succeeds(hub, tmp_path, cli,
     assert cli("push", local, "alice/flaky") == 0
     assert _commits(hub, "alice/flaky") == 1
     assert hub.files("alice/flaky")["model.safetensors"] == (local / "model.safetensors").read_bytes()
-    assert hub.count("PUT", r"^/lfs-upload/") == 1  # the rerun did not send the weights again
+    assert hub.count("PUT", r"^/lfs-upload/") == sent  # the rerun did not send the weights again
 
 
 def test_pulled_repo_must_be_a_model(hub, tmp_path, cli, capsys):
@@ -319,14 +324,16 @@ def test_pull_does_not_replace_an_unrelated_folder(hub, tmp_path, cli, capsys):
     assert (keep / "notes.txt").read_text() == "mine"
 
 
-def test_resolve_model_dir_local_and_errors(hub, tmp_path):
-    from glacier.hub import resolve_model_dir
+def test_open_artifact_local_and_errors(hub, tmp_path):
+    from glacier.artifacts import open_artifact
 
-    assert resolve_model_dir(str(tmp_path)) == tmp_path
+    _save_model(tmp_path / "model")
+    assert open_artifact(str(tmp_path / "model")).path == tmp_path / "model"
     with pytest.raises(HubError, match="no such local folder"):
-        resolve_model_dir("./runs/missing/best")
+        open_artifact("./runs/missing/best")
     with pytest.raises(HubError, match="not a local folder, and as a Hub repo id.*not found"):
-        resolve_model_dir("alice/never-pushed")
+        open_artifact("alice/never-pushed")
+    assert hub.requests and all("never-pushed" in r[1] for r in hub.requests)
 
 
 def test_create_repo_early(hub, monkeypatch):
@@ -392,3 +399,69 @@ def test_glacier_predict_from_a_hub_id_matches_the_local_model(hub, tmp_path, cl
     pulled, _ = read_single_band(tmp_path / "hub" / "img001.tif")
     assert local.shape == (64, 64)
     np.testing.assert_array_equal(local, pulled)
+
+
+def test_smp_loads_a_pushed_model_and_predicts_what_glacier_predicts(hub, tmp_path, cli):
+    import numpy as np
+    import segmentation_models_pytorch as smp
+    import torch
+    from huggingface_hub import ModelCard
+    from test_predict import read_bands, smp_mask_from_card, write_scenes
+
+    from glacier.data.raster import read_single_band
+
+    scenes = write_scenes(tmp_path / "scenes", {"img001.tif": (64, 64)})
+    model = _save_model(tmp_path / "model")
+    assert cli("push", tmp_path / "model", "alice/smp") == 0
+
+    net = smp.from_pretrained("alice/smp").eval()
+    x = torch.randn(1, len(BANDS), 64, 64)
+    with torch.no_grad():
+        assert torch.equal(net(x), model(x))
+
+    # The card's plain-smp code, run as written, gives glacier's mask.
+    assert (
+        cli("predict", "alice/smp", scenes, "--out", tmp_path / "pred", "--tta", "none", "--device", "cpu")
+        == 0
+    )
+    expected, _ = read_single_band(tmp_path / "pred" / "img001.tif")
+    card = hub.files("alice/smp")["README.md"].decode()
+    mask = smp_mask_from_card(card, "alice/smp", read_bands(scenes, "img001.tif"))
+    np.testing.assert_array_equal(mask, expected)
+    assert len(np.unique(expected)) > 1  # a real comparison, not two blank masks
+    ModelCard(card).validate()  # the Hub's own check of the front matter
+
+
+def test_pushing_a_version_1_folder_uploads_the_current_format(hub, tmp_path, cli):
+    import segmentation_models_pytorch as smp
+    import torch
+    from test_artifacts import tiny_model, write_version_1
+
+    model = tiny_model(5)
+    old = tmp_path / "old"
+    write_version_1(old, model)
+    before = _digest(old)
+    assert cli("push", old, "alice/upgraded") == 0
+    assert _digest(old) == before  # the local folder is only read
+    stored = hub.files("alice/upgraded")
+    assert {"model.safetensors", "boundary_head.safetensors", "config.json", "README.md"} <= set(stored)
+    assert json.loads(stored["config.json"])["_glacier"]["format_version"] == 2
+    x = torch.randn(1, 5, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(smp.from_pretrained("alice/upgraded").eval()(x), model.net(x))
+
+
+def test_ensemble_card_passes_the_hubs_validation(hub, tmp_path, cli):
+    from huggingface_hub import ModelCard
+
+    from glacier.artifacts import EnsembleFolder, EnsembleMember
+
+    members = []
+    for seed in (1, 2):
+        _save_model(tmp_path / f"m{seed}", seed=seed)
+        members.append(EnsembleMember(f"s{seed}", tmp_path / f"m{seed}", seed=seed))
+    ensemble = EnsembleFolder.write(tmp_path / "ens", members)
+    assert cli("push", ensemble.path, "alice/ens-card") == 0
+    card = ModelCard(hub.files("alice/ens-card")["README.md"].decode())
+    card.validate()
+    assert card.data.library_name == "segmentation-models-pytorch" and "members/s2" in card.text

@@ -36,3 +36,23 @@ def test_a_bad_token_fails_before_any_training(hub, prep, tmp_path, cli, capsys,
     assert "alice/ft2" in err and "Traceback" not in err
     assert not (run / "metrics.csv").exists() and not (run / "states").exists()
     assert "alice/ft2" not in hub.repos
+
+
+def test_finetune_from_a_hub_id_names_its_base_model(hub, prep, tmp_path, cli):  # noqa: F811
+    import json
+
+    from huggingface_hub import ModelCard
+
+    assert _finetune(cli, prep, tmp_path / "first", "alice/base") == 0
+    run = tmp_path / "second"
+    code = cli(
+        "finetune", "--config", "tiny", "--data", prep, "--out", run, "--epochs", "1", "--fold", "0",
+        "--init-from", "alice/base", "--push-to-hub", "alice/tuned", *FAST,
+    )  # fmt: skip
+    assert code == 0
+    provenance = json.loads((run / "best" / "config.json").read_text())["_glacier"]["training"]["provenance"]
+    assert provenance["init_from_hub"] == {"repo_id": "alice/base", "revision": None}
+    assert ModelCard((run / "best" / "README.md").read_text()).data.base_model == "alice/base"
+    assert ModelCard(hub.files("alice/tuned")["README.md"].decode()).data.base_model == "alice/base"
+    # Trained from scratch: no base model.
+    assert ModelCard((tmp_path / "first" / "best" / "README.md").read_text()).data.base_model is None

@@ -1,26 +1,20 @@
-"""The model factory, model folders and band transfer."""
+"""The model factory and band transfer (model folders: test_artifacts.py)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from glacier.config import ModelConfig
-from glacier.domain import CLASS_VALUES, COMPETITION_BANDS, HKH_SEVEN_BANDS
-from glacier.errors import ConfigError, ModelError
+from glacier.domain import COMPETITION_BANDS, HKH_SEVEN_BANDS
+from glacier.errors import ConfigError
 from glacier.models import (
     build_model,
     first_conv_key,
     inference_state_dict,
-    is_model_folder,
-    load_model_folder,
-    save_model_folder,
+    smp_init_kwargs,
     transfer_weights,
 )
-from glacier.normalization import BandStats
 
 TINY = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [32, 16, 8]}
 BANDS = COMPETITION_BANDS
@@ -29,10 +23,6 @@ BANDS = COMPETITION_BANDS
 def tiny_model(bands=BANDS, **overrides):
     torch.manual_seed(0)
     return build_model(ModelConfig(**{**TINY, **overrides}), bands)
-
-
-def stats_for(bands):
-    return BandStats(tuple(bands), tuple(float(i) for i in range(len(bands))), (1.0,) * len(bands))
 
 
 def test_boundary_aware_unet_outputs_and_stride():
@@ -68,11 +58,11 @@ def test_any_smp_architecture_without_boundary_head(arch):
     assert model.stride == 32
 
 
-def test_net_is_a_plain_smp_model():
+def plain_unet():
+    """smp's own U-Net with TINY's arguments, built without glacier."""
     import segmentation_models_pytorch as smp
 
-    model = tiny_model()
-    plain = smp.Unet(
+    return smp.Unet(
         "resnet18",
         encoder_weights=None,
         encoder_depth=3,
@@ -80,7 +70,20 @@ def test_net_is_a_plain_smp_model():
         in_channels=5,
         classes=4,
     )
+
+
+def test_net_is_a_plain_smp_model():
+    model = tiny_model()
+    plain = plain_unet()
     plain.load_state_dict(inference_state_dict(model), strict=True)
+    # The one place smp's constructor arguments are built says the same.
+    assert smp_init_kwargs(model.arch_config) == {
+        "encoder_name": "resnet18",
+        "encoder_depth": 3,
+        "in_channels": 5,
+        "classes": 4,
+        "decoder_channels": [32, 16, 8],
+    }
 
 
 def test_bad_architecture_and_decoder_channels_are_config_errors():
@@ -88,67 +91,6 @@ def test_bad_architecture_and_decoder_channels_are_config_errors():
         build_model(ModelConfig(architecture="NoSuchNet"), BANDS)
     with pytest.raises(ConfigError, match="one width per stage"):
         build_model(ModelConfig(encoder="resnet18", encoder_depth=3, decoder_channels=[32, 16]), BANDS)
-
-
-def test_model_folder_round_trip(tmp_path):
-    model = tiny_model().eval()
-    folder = save_model_folder(
-        model,
-        tmp_path / "model",
-        normalization=stats_for(BANDS),
-        metrics={"mcc": 0.5},
-        training={"name": "tiny"},
-        sensor_bands=["B2", "B3", "B4", "B6", "B10"],
-    )
-    assert is_model_folder(folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
-    config = json.loads((folder / "config.json").read_text())
-    assert config["format"] == "glacier-model" and config["format_version"] == 1
-    assert config["architecture"] == "Unet" and config["boundary_head"] is True
-    assert config["class_values"] == list(CLASS_VALUES) and config["bands"] == list(BANDS)
-    keys = load_file(str(folder / "model.safetensors")).keys()
-    assert all(k.startswith(("net.", "boundary_head.")) for k in keys)
-    assert any(k.startswith("boundary_head.") for k in keys)
-
-    loaded, meta = load_model_folder(folder)
-    assert meta.bands == tuple(BANDS) and meta.metrics == {"mcc": 0.5}
-    assert meta.normalization == stats_for(BANDS)
-    assert meta.sensor_bands == ("B2", "B3", "B4", "B6", "B10")
-    x = torch.randn(2, 5, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(x, with_boundary=True), model(x, with_boundary=True))
-
-
-def test_model_folder_errors_name_the_file(tmp_path):
-    with pytest.raises(ModelError, match="not found"):
-        load_model_folder(tmp_path / "nothing")
-    folder = save_model_folder(tiny_model(), tmp_path / "m", normalization=stats_for(BANDS))
-    weights = folder / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(ModelError, match="model.safetensors"):
-        load_model_folder(folder)
-    (folder / "config.json").write_text("{not json")
-    assert not is_model_folder(folder)
-    with pytest.raises(ModelError, match="config.json"):
-        load_model_folder(folder)
-    with pytest.raises(ModelError, match="normalisation"):
-        save_model_folder(tiny_model(), tmp_path / "x", normalization=stats_for(("blue",)))
-
-
-def test_failed_save_leaves_previous_folder(tmp_path, monkeypatch):
-    folder = save_model_folder(
-        tiny_model(), tmp_path / "m", normalization=stats_for(BANDS), metrics={"mcc": 0.1}
-    )
-    import glacier.models.folder as folder_module
-
-    def broken(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(folder_module, "save_file", broken)
-    with pytest.raises(OSError):
-        save_model_folder(tiny_model(), folder, normalization=stats_for(BANDS), metrics={"mcc": 0.9})
-    assert json.loads((folder / "config.json").read_text())["metrics"] == {"mcc": 0.1}
-    assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
 
 def test_transfer_seven_bands_into_five():

@@ -13,10 +13,10 @@ import torch
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
+from glacier.artifacts import EnsembleFolder, EnsembleMember
 from glacier.config import ModelConfig
 from glacier.data.raster import write_raster
 from glacier.domain import CLASS_VALUES, COMPETITION_BAND_FOLDERS, COMPETITION_BANDS, HKH_SEVEN_BANDS
-from glacier.ensemble_folder import EnsembleMember, write_ensemble
 from glacier.errors import DataError, ModelError
 from glacier.models import build_model, save_model_folder
 from glacier.normalization import BandStats
@@ -83,7 +83,7 @@ def ensemble_dir(tmp_path_factory) -> Path:
         folder = base / f"src{seed}"
         save_model_folder(tiny_model(seed), folder, normalization=STATS)
         members.append(EnsembleMember(name=f"seed{seed}_fold0", model_dir=folder, seed=seed, fold=0))
-    return write_ensemble(base / "ensemble", members)
+    return EnsembleFolder.write(base / "ensemble", members).path
 
 
 @pytest.fixture(scope="module")
@@ -327,3 +327,42 @@ def test_predictor_rejects_images_with_the_wrong_band_count():
     predictor = Predictor([(tiny_model(0), meta_for())], device="cpu")
     with pytest.raises(DataError, match="5 bands"):
         predictor.predict_mask(np.zeros((4, 32, 32), np.float32))
+
+
+# ------------------------------------------------------- plain smp, as the card says
+def card_python(card: str) -> str:
+    """The first Python code block of a model card: the plain-smp usage."""
+    return card.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def read_bands(scenes: Path, name: str) -> np.ndarray:
+    """A scene's (C, H, W) float32 image, the competition band folders in order."""
+    layers = []
+    for folder in COMPETITION_BAND_FOLDERS:
+        with rasterio.open(scenes / folder / name) as src:
+            layers.append(src.read(1).astype(np.float32))
+    return np.stack(layers)
+
+
+def smp_mask_from_card(card: str, source: str, image: np.ndarray) -> np.ndarray:
+    """Run the card's plain-smp code on ``image``, the model at ``source``."""
+    code = card_python(card).replace("MODEL_DIR", source).replace("ENSEMBLE_DIR", source)
+    namespace = {"image": image}
+    exec(compile(code, "<model card>", "exec"), namespace)
+    return namespace["mask"]
+
+
+def test_plain_smp_code_of_the_card_predicts_what_glacier_predicts(
+    cli, model_dir, ensemble_dir, scenes_dir, tmp_path
+):
+    image = read_bands(scenes_dir, "img001.tif")  # 64 x 64: a multiple of the stride
+    for source in (model_dir, ensemble_dir):
+        out = tmp_path / source.name
+        assert cli("predict", source, scenes_dir, "--out", out, "--tta", "none", "--device", "cpu") == 0
+        with rasterio.open(out / "img001.tif") as src:
+            expected = src.read(1)
+        card = (source / "README.md").read_text()
+        mask = smp_mask_from_card(card, str(source), image)
+        assert mask.dtype == np.uint8 and mask.shape == expected.shape
+        np.testing.assert_array_equal(mask, expected)
+        assert len(np.unique(expected)) > 1  # a real comparison, not two blank masks

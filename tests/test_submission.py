@@ -15,7 +15,7 @@ import tifffile
 import torch
 from test_predict import STATS, tiny_model, write_scenes
 
-from glacier.ensemble_folder import EnsembleMember, write_ensemble
+from glacier.artifacts import EnsembleFolder, EnsembleMember
 from glacier.errors import ConfigError, ModelError
 from glacier.models import save_model_folder
 from glacier.predict import Predictor, band_folders_for, load_models
@@ -49,6 +49,7 @@ def test_export_writes_verified_files(exported):
     assert report["check_tiles"] == 2 and report["pixels"] == 64 * 64 + 70 * 90
     assert report["tile_ids"] == ["001", "002"]  # maskgeration's keys: the numeric ids only
     assert report["mismatch_fraction"] <= selfcheck.MAX_MISMATCH_FRACTION
+    assert report["differing_pixels"] == 0  # fp32 weights: solution.py is glacier, pixel for pixel
     assert report["weights_dtype"] == "float32" and report["seconds_per_tile"] > 0
     assert report["projected_seconds_25_tiles"] > report["load_seconds"]
     # solution.py is the template, verbatim.
@@ -93,7 +94,7 @@ def test_export_ensemble_members_in_fp16_via_cli(cli, tmp_path, capsys):
         folder = tmp_path / f"m{seed}"
         save_model_folder(tiny_model(seed), folder, normalization=STATS)
         members.append(EnsembleMember(name=f"seed{seed}", model_dir=folder, seed=seed))
-    ensemble = write_ensemble(tmp_path / "ensemble", members)
+    ensemble = EnsembleFolder.write(tmp_path / "ensemble", members).path
     out = tmp_path / "sub"
     assert cli("export-submission", ensemble, "--out", out, "--members", "seed1,seed3", "--fp16") == 0
     printed = capsys.readouterr().out

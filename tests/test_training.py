@@ -10,7 +10,7 @@ import sys
 import pytest
 from training_data import FAST, prepared_competition, prepared_hkh
 
-from glacier.ensemble_folder import is_ensemble_folder, read_ensemble
+from glacier.artifacts import EnsembleFolder
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,11 @@ def test_pretrain_then_finetune_with_band_transfer(cli, prep, tmp_path, capsys):
     )  # fmt: skip
     assert code == 0
     assert (pre / "best" / "model.safetensors").is_file()  # no validation: best = last
-    assert json.loads((pre / "best" / "config.json").read_text())["bands"] == ["blue", "green", "red"]
+    assert json.loads((pre / "best" / "config.json").read_text())["_glacier"]["bands"] == [
+        "blue",
+        "green",
+        "red",
+    ]
 
     capsys.readouterr()
     run = tmp_path / "ft"
@@ -117,7 +121,7 @@ def test_pretrain_then_finetune_with_band_transfer(cli, prep, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "bands matched ['blue', 'green', 'red']" in printed
     assert "new (mean filter) ['swir1', 'tir']" in printed
-    training = json.loads((run / "best" / "config.json").read_text())["training"]
+    training = json.loads((run / "best" / "config.json").read_text())["_glacier"]["training"]
     assert training["provenance"]["init_from"] == str(pre / "best")
     assert training["pretrain_dataset"] == "hkh"
 
@@ -181,18 +185,16 @@ def test_ensemble_writes_an_ensemble_folder(cli, prep, tmp_path):
         *FAST,
     )
     assert code == 0
-    assert is_ensemble_folder(ens)
-    manifest = read_ensemble(ens)
+    assert EnsembleFolder.found_at(ens)
+    manifest = EnsembleFolder(ens).manifest
     assert [m["name"] for m in manifest["members"]] == ["seed1_fold0", "seed2_fold0"]
     assert [m["seed"] for m in manifest["members"]] == [1, 2]
     assert all(m["fold"] == 0 and "mcc" in m["metrics"] for m in manifest["members"])
     assert manifest["bands"] == ["blue", "green", "red", "swir1", "tir"]
     assert (ens / "README.md").is_file()
 
-    from glacier.models import load_model_folder
-
-    for member in manifest["members"]:
-        load_model_folder(member["dir"])
+    for member in EnsembleFolder(ens).members().values():
+        member.load()
 
 
 def test_nonfinite_loss_stops_with_a_clear_error(cli, prep, tmp_path, capsys, monkeypatch):

@@ -6,7 +6,7 @@
       logs/                  TensorBoard (Accelerate's trackers)
       states/state_NNNNNN/   a resumable state after NNNNNN batches: Accelerate's
                              ``save_state`` folder plus trainer_state.json
-      best/  last/           model folders (glacier/models/folder.py)
+      best/  last/           model folders (glacier/artifacts/model.py)
       result.json            why the run ended, its best model and metrics (RunResult)
 
     run = RunFolder("runs/ft")
@@ -153,10 +153,10 @@ class RunFolder:
 
     def model_metrics(self, name: str = BEST_DIR) -> dict[str, Any]:
         """The metrics recorded in model folder ``name`` ({} when there is none)."""
-        from glacier.model_meta import is_model_folder, read_model_meta
+        from glacier.artifacts.model import ModelFolder
 
-        folder = self.path / name
-        return read_model_meta(folder).metrics if is_model_folder(folder) else {}
+        folder = ModelFolder(self.path / name)
+        return folder.meta.metrics if ModelFolder.found_at(folder.path) else {}
 
     def complete_states(self) -> list[Path]:
         """Complete states, oldest first."""

@@ -14,18 +14,18 @@ the Hub already holds are not uploaded twice.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from glacier.ensemble_folder import ENSEMBLE_FILE, read_ensemble
+from glacier.artifacts import MODEL_FORMAT_VERSION, EnsembleFolder, ModelFolder
+from glacier.artifacts.open import open_local
+from glacier.artifacts.run import METRICS_FILE, STATES_DIR
 from glacier.errors import HubError, ModelError
 from glacier.hub.auth import hub_errors, require_token
-from glacier.hub.card import render_model_card
-from glacier.model_meta import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_model_meta
 
-RUN_BEST = "best"
-RUN_EXTRAS = ("cv_summary.json", "metrics.csv")
-STATES_DIR = "states"
+RUN_EXTRAS = ("cv_summary.json", METRICS_FILE)
+"""Files of a run folder that go up beside its best model."""
 RETRY_HINT = "nothing was committed; run the same command again (files already on the Hub are not re-sent)"
 
 
@@ -34,14 +34,23 @@ class Upload:
     """What one push sends: repo paths -> local files, plus what the card is made from."""
 
     kind: str  # "model" | "ensemble" | "run"
+    artifact: ModelFolder | EnsembleFolder
     files: dict[str, Path] = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
-    ensemble: dict | None = None
     cv_summary: dict | None = None
+    states: bool = False
+    staging: tempfile.TemporaryDirectory | None = None
+    """Holds version-1 model folders converted to the current format for the upload."""
 
     @property
     def num_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.files.values())
+
+    def card(self, repo_id: str) -> str:
+        return self.artifact.card(cv_summary=self.cv_summary, repo_id=repo_id, states=self.states)
+
+    def close(self) -> None:
+        if self.staging is not None:
+            self.staging.cleanup()
 
 
 def create_repo_early(repo_id: str, private: bool = True) -> str:
@@ -76,80 +85,73 @@ def push_folder(
     from huggingface_hub import CommitOperationAdd, HfApi
 
     upload = collect_upload(Path(folder), include_states=include_states)
-    _check_repo_id(repo_id)
-    card = render_model_card(
-        upload.config, ensemble=upload.ensemble, cv_summary=upload.cv_summary, repo_id=repo_id
-    )
-    operations = [CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=card.encode("utf-8"))]
-    operations += [
-        CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in sorted(upload.files.items())
-    ]
-    message = commit_message or f"Upload glacier {upload.kind} ({len(operations)} files)"
-
-    require_token(repo_id, "push to")
-    api = HfApi()
-    with hub_errors(repo_id, "push to", retry_hint=RETRY_HINT):
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        if revision and revision != "main":
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        info = api.create_commit(repo_id, operations, commit_message=message, revision=revision)
+    try:
+        _check_repo_id(repo_id)
+        operations = [
+            CommitOperationAdd(
+                path_in_repo=ModelFolder.CARD, path_or_fileobj=upload.card(repo_id).encode("utf-8")
+            )
+        ]
+        operations += [
+            CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f))
+            for p, f in sorted(upload.files.items())
+        ]
+        message = commit_message or f"Upload glacier {upload.kind} ({len(operations)} files)"
+        require_token(repo_id, "push to")
+        api = HfApi()
+        with hub_errors(repo_id, "push to", retry_hint=RETRY_HINT):
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            if revision and revision != "main":
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            info = api.create_commit(repo_id, operations, commit_message=message, revision=revision)
+    finally:
+        upload.close()
     return info.commit_url
 
 
 # ------------------------------------------------------------------ what goes up
 def collect_upload(folder: Path, include_states: bool = False) -> Upload:
-    """List the files a push of ``folder`` sends, by folder kind; fail on anything else."""
+    """List the files a push of ``folder`` sends, by what ``open_local`` finds; fail on anything else."""
     if not folder.is_dir():
         raise ModelError(f"{folder}: not found; give a model folder, an ensemble folder or a run folder")
-    if (folder / ENSEMBLE_FILE).is_file():
-        upload = _ensemble_upload(folder)
-    elif (folder / CONFIG_FILE).is_file():
-        upload = Upload("model", files=_model_files(folder), config=_model_config(folder))
-    elif (folder / RUN_BEST / CONFIG_FILE).is_file():
-        best = folder / RUN_BEST
-        upload = Upload("run", files=_model_files(best), config=_model_config(best))
+    artifact = open_local(folder)
+    base = getattr(artifact, "run_dir", None) or artifact.path
+    upload = Upload("run" if base != artifact.path else artifact.kind, artifact)
+    if isinstance(artifact, EnsembleFolder):
+        upload.files[EnsembleFolder.MANIFEST] = artifact.path / EnsembleFolder.MANIFEST
+        for entry in artifact.manifest["members"]:
+            prefix = Path(entry["path"]).as_posix().rstrip("/") + "/"
+            member = ModelFolder(artifact.path / entry["path"])
+            upload.files.update(_model_files(member, upload, prefix))
+            if (member.path / ModelFolder.CARD).is_file():
+                upload.files[prefix + ModelFolder.CARD] = member.path / ModelFolder.CARD
     else:
-        raise ModelError(
-            f"{folder}: not a model folder (model.safetensors + config.json), an ensemble folder "
-            f"(ensemble.json) or a run folder (best/); nothing to push"
-        )
+        upload.files.update(_model_files(artifact, upload))
     for name in RUN_EXTRAS:
-        if (folder / name).is_file():
-            upload.files[name] = folder / name
-    if (folder / "cv_summary.json").is_file():
-        upload.cv_summary = _read_json(folder / "cv_summary.json")
+        if (base / name).is_file():
+            upload.files[name] = base / name
+    if (base / "cv_summary.json").is_file():
+        upload.cv_summary = _read_json(base / "cv_summary.json")
     if include_states:
-        states = folder / STATES_DIR
+        states = base / STATES_DIR
         if not states.is_dir():
             raise ModelError(
                 f"{folder}: --include-states given but there is no {STATES_DIR}/ folder (only run folders have one)"
             )
         for path in sorted(p for p in states.rglob("*") if p.is_file()):
-            upload.files[path.relative_to(folder).as_posix()] = path
+            upload.files[path.relative_to(base).as_posix()] = path
+        upload.states = True
     return upload
 
 
-def _model_files(model_dir: Path, prefix: str = "") -> dict[str, Path]:
-    # README.md is not taken from disk: the card is regenerated at push time.
-    return {f"{prefix}{name}": model_dir / name for name in (WEIGHTS_FILE, CONFIG_FILE)}
-
-
-def _ensemble_upload(folder: Path) -> Upload:
-    ensemble = read_ensemble(folder)  # checks the manifest and every member folder
-    files = {ENSEMBLE_FILE: folder / ENSEMBLE_FILE}
-    for member in ensemble["members"]:
-        member_dir, prefix = Path(member["dir"]), Path(member["path"]).as_posix().rstrip("/") + "/"
-        files.update(_model_files(member_dir, prefix=prefix))
-        if (member_dir / CARD_FILE).is_file():
-            files[prefix + CARD_FILE] = member_dir / CARD_FILE
-    config = _model_config(Path(ensemble["members"][0]["dir"]))
-    return Upload("ensemble", files=files, config=config, ensemble=ensemble)
-
-
-def _model_config(model_dir: Path) -> dict:
-    """The raw config.json of a checked model folder (the card renders from it)."""
-    read_model_meta(model_dir)  # a clear ModelError for an incomplete or foreign folder
-    return _read_json(model_dir / CONFIG_FILE)
+def _model_files(model: ModelFolder, upload: Upload, prefix: str = "") -> dict[str, Path]:
+    """A model folder's files under ``prefix``; a version-1 folder is converted first, so that
+    what lands on the Hub is smp-native. README.md is not taken: the card is written anew."""
+    if model.meta.format_version < MODEL_FORMAT_VERSION:
+        if upload.staging is None:
+            upload.staging = tempfile.TemporaryDirectory(prefix="glacier-push-")
+        model = model.upgrade_to(Path(upload.staging.name) / (prefix or "model"))
+    return {f"{prefix}{name}": path for name, path in model.files().items()}
 
 
 def _read_json(path: Path) -> dict:

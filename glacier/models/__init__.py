@@ -1,18 +1,19 @@
-"""Models: the factory, band transfer and self-describing model folders."""
+"""Models: the factory and band transfer; model folders are ``glacier.artifacts.ModelFolder``.
 
-from glacier.model_meta import ModelMeta, is_model_folder, read_model_meta
+``save_model_folder`` / ``load_model_folder`` are kept here because the training loop and
+many tests call them by these names.
+"""
+
+from glacier.artifacts.model import load_model_folder, save_model_folder
 from glacier.models.factory import (
     BOUNDARY_AWARE_UNET,
     BoundaryHead,
     GlacierModel,
     build_from_arch_config,
     build_model,
-)
-from glacier.models.folder import (
     inference_state_dict,
-    load_model_folder,
-    model_config_dict,
-    save_model_folder,
+    smp_config,
+    smp_init_kwargs,
 )
 from glacier.models.transfer import first_conv_key, transfer_weights
 
@@ -20,15 +21,13 @@ __all__ = [
     "BOUNDARY_AWARE_UNET",
     "BoundaryHead",
     "GlacierModel",
-    "ModelMeta",
     "build_from_arch_config",
     "build_model",
     "first_conv_key",
     "inference_state_dict",
-    "is_model_folder",
     "load_model_folder",
-    "model_config_dict",
-    "read_model_meta",
     "save_model_folder",
+    "smp_config",
+    "smp_init_kwargs",
     "transfer_weights",
 ]

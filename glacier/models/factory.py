@@ -113,6 +113,39 @@ def build_model(model_cfg: ModelConfig, bands: Sequence[str], num_classes: int =
     return build_from_arch_config(arch_config, bands, encoder_weights=model_cfg.encoder_weights)
 
 
+def smp_init_kwargs(arch_config: dict[str, Any]) -> dict[str, Any]:
+    """The smp constructor arguments that rebuild ``arch_config``'s network (weights aside).
+
+    The one place they are built: the factory, the model folder's ``config.json`` and the
+    submission package use them. Only arguments that segmentation-models-pytorch 0.3.x
+    also takes (the submission environment), so a state dict moves between the versions.
+    """
+    kwargs: dict[str, Any] = {
+        "encoder_name": arch_config["encoder"],
+        "encoder_depth": int(arch_config["encoder_depth"]),
+        "in_channels": int(arch_config["in_channels"]),
+        "classes": int(arch_config["num_classes"]),
+    }
+    if arch_config.get("decoder_channels") is not None:
+        kwargs["decoder_channels"] = arch_config["decoder_channels"]
+    return kwargs
+
+
+def smp_config(model: GlacierModel) -> dict[str, Any]:
+    """What ``smp.from_pretrained`` reads from config.json to rebuild ``model.net``.
+
+    smp's hub mixin records every constructor argument (defaults included) as ``net.config``
+    and names the class in ``_model_class``; weights are never downloaded on load.
+    """
+    recorded = dict(getattr(model.net, "config", None) or {})
+    return {
+        "_model_class": type(model.net).__name__,
+        **recorded,
+        **smp_init_kwargs(model.arch_config),
+        "encoder_weights": None,
+    }
+
+
 def build_from_arch_config(
     arch_config: dict[str, Any], bands: Sequence[str], encoder_weights: str | None = None
 ) -> GlacierModel:
@@ -121,17 +154,9 @@ def build_from_arch_config(
         raise ConfigError(
             f"{len(bands)} bands {list(bands)} for a model with {arch_config['in_channels']} inputs"
         )
-    kwargs: dict[str, Any] = {
-        "encoder_name": arch_config["encoder"],
-        "encoder_weights": encoder_weights,
-        "encoder_depth": int(arch_config["encoder_depth"]),
-        "in_channels": int(arch_config["in_channels"]),
-        "classes": int(arch_config["num_classes"]),
-    }
-    if arch_config.get("decoder_channels") is not None:
-        kwargs["decoder_channels"] = arch_config["decoder_channels"]
+    kwargs = smp_init_kwargs(arch_config)
     try:
-        net = smp.create_model(arch_config["architecture"], **kwargs)
+        net = smp.create_model(arch_config["architecture"], encoder_weights=encoder_weights, **kwargs)
     except KeyError as exc:
         raise ConfigError(
             f"model.architecture {arch_config['architecture']!r} is not a segmentation-models-pytorch "
@@ -201,3 +226,9 @@ def _decoder_out_channels(net: nn.Module) -> int:
 
 def _takes_varargs(fn: Any) -> bool:
     return any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in inspect.signature(fn).parameters.values())
+
+
+def inference_state_dict(model: GlacierModel) -> dict[str, torch.Tensor]:
+    """The plain smp network's state dict: what ``model.safetensors`` holds, what the
+    submission's smp 0.3.x model loads."""
+    return model.net.state_dict()

@@ -1,8 +1,8 @@
 """Prediction: tiled windows with blending, batched test-time augmentation, ensembles, soups."""
 
-from glacier.predict.folder import predict_folder
-from glacier.predict.loading import band_folders_for, load_models, load_named_models, resolve_model_path
+from glacier.predict.loading import band_folders_for, load_models, load_named_models
 from glacier.predict.predictor import Predictor, resolve_device
+from glacier.predict.scenes import predict_folder
 from glacier.predict.soup import soup_models, soup_with_meta
 from glacier.predict.tta import TTA_MODES, tta_probabilities
 
@@ -14,7 +14,6 @@ __all__ = [
     "load_named_models",
     "predict_folder",
     "resolve_device",
-    "resolve_model_path",
     "soup_models",
     "soup_with_meta",
     "tta_probabilities",

@@ -1,4 +1,4 @@
-"""Load what ``glacier predict`` is pointed at: a model folder, an ensemble folder or a Hub id.
+"""Load what ``glacier predict`` is pointed at: a model, ensemble or run folder, or a Hub id.
 
 models = load_models("runs/ensemble")            # [(GlacierModel, ModelMeta), ...]
 folders = band_folders_for(models[0][0].bands)   # ("Band1", ..., "Band5")
@@ -12,68 +12,48 @@ from typing import Any
 
 import torch
 
+from glacier.artifacts import EnsembleFolder, ModelFolder, open_artifact
 from glacier.domain import COMPETITION_BAND_FOLDERS, COMPETITION_BANDS
 from glacier.errors import DataError, ModelError
-from glacier.models import GlacierModel, is_model_folder, load_model_folder
-
-
-def resolve_model_path(path_or_hub_id: str | Path) -> Path:
-    """A local model/ensemble folder as is; anything else is looked up on the Hugging Face Hub."""
-    path = Path(path_or_hub_id).expanduser()
-    if path.exists():
-        return path
-    from glacier.hub import resolve_model_dir  # imported lazily: only Hub ids need it
-
-    return Path(resolve_model_dir(str(path_or_hub_id)))
+from glacier.models import GlacierModel
 
 
 def load_named_models(
-    path_or_hub_id: str | Path,
+    source: str | Path | ModelFolder | EnsembleFolder,
     *,
     members: Sequence[str] | None = None,
     device: str | torch.device = "cpu",
 ) -> list[tuple[str, GlacierModel, Any]]:
     """``[(name, model, meta)]`` of a model folder (one entry) or an ensemble's members.
 
-    ``members`` picks ensemble members by name (in the order given); unknown names are a
-    ModelError listing the available ones.
+    ``source`` is anything ``open_artifact`` opens, or an opened artifact. ``members`` picks
+    ensemble members by name (in the order given); unknown names are a ModelError listing
+    the available ones.
     """
-    from glacier.ensemble_folder import is_ensemble_folder, read_ensemble
-
-    path = resolve_model_path(path_or_hub_id)
-    if is_model_folder(path):
+    artifact = source if isinstance(source, (ModelFolder, EnsembleFolder)) else open_artifact(source)
+    if isinstance(artifact, ModelFolder):
         if members:
-            raise ModelError(f"{path}: a single model folder has no members to pick ({', '.join(members)})")
-        model, meta = load_model_folder(path, device=device)
-        return [(path.name, model, meta)]
-    if not is_ensemble_folder(path):
-        raise ModelError(
-            f"{path}: neither a model folder (config.json + model.safetensors) nor an ensemble folder "
-            "(ensemble.json + members/); point to the output of glacier finetune or glacier ensemble"
-        )
-    manifest = read_ensemble(path)
-    available = {m["name"]: m for m in manifest["members"]}
+            raise ModelError(
+                f"{artifact.path}: a single model folder has no members to pick ({', '.join(members)})"
+            )
+        model, meta = artifact.load(device)
+        return [(artifact.path.name, model, meta)]
+    available = artifact.members()
     names = list(members) if members else list(available)
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise ModelError(f"{path}: no ensemble member(s) {unknown}; members are {sorted(available)}")
-    loaded = []
-    for name in names:
-        model, meta = load_model_folder(path / available[name]["path"], device=device)
-        loaded.append((name, model, meta))
-    return loaded
+        raise ModelError(f"{artifact.path}: no ensemble member(s) {unknown}; members are {sorted(available)}")
+    return [(name, *available[name].load(device)) for name in names]
 
 
 def load_models(
-    path_or_hub_id: str | Path,
+    source: str | Path | ModelFolder | EnsembleFolder,
     *,
     members: Sequence[str] | None = None,
     device: str | torch.device = "cpu",
 ) -> list[tuple[GlacierModel, Any]]:
-    """``[(model, meta)]`` of a model folder, an ensemble folder or a Hub id (see load_named_models)."""
-    return [
-        (model, meta) for _, model, meta in load_named_models(path_or_hub_id, members=members, device=device)
-    ]
+    """``[(model, meta)]`` of a model or ensemble folder, a run folder or a Hub id (see load_named_models)."""
+    return [(model, meta) for _, model, meta in load_named_models(source, members=members, device=device)]
 
 
 def band_folders_for(bands: Sequence[str]) -> tuple[str, ...]:

@@ -29,8 +29,9 @@ from typing import Any
 import torch
 
 from glacier import __version__
+from glacier.domain import CLASS_VALUES
 from glacier.errors import ConfigError, ModelError
-from glacier.models import GlacierModel, inference_state_dict
+from glacier.models import GlacierModel, inference_state_dict, smp_init_kwargs
 from glacier.options import SUBMISSION_TTA_MODES
 from glacier.predict.loading import band_folders_for, load_named_models
 from glacier.predict.predictor import Predictor, member_stats
@@ -42,20 +43,6 @@ PACKAGE_VERSION = 1
 MAX_PACKAGE_BYTES = 300 * 1000 * 1000
 """The platform's limit on model.pth (300 MB)."""
 _PICKLE_OVERHEAD = 1.02  # torch.save adds key names and headers to the raw tensor bytes
-
-
-def smp_kwargs(model: GlacierModel) -> dict[str, Any]:
-    """The smp constructor arguments (0.3.x names) that rebuild ``model.net``."""
-    arch = model.arch_config
-    kwargs: dict[str, Any] = {
-        "encoder_name": arch["encoder"],
-        "encoder_depth": int(arch["encoder_depth"]),
-        "in_channels": int(arch["in_channels"]),
-        "classes": int(arch["num_classes"]),
-    }
-    if arch.get("decoder_channels") is not None:
-        kwargs["decoder_channels"] = arch["decoder_channels"]
-    return kwargs
 
 
 def weights_nbytes(states: Sequence[dict[str, torch.Tensor]], half: bool) -> int:
@@ -102,7 +89,7 @@ def build_package(
             {
                 "name": name,
                 "architecture": model.arch_config["architecture"],
-                "kwargs": smp_kwargs(model),
+                "kwargs": smp_init_kwargs(model.arch_config),
                 "mean": list(stats.mean),
                 "std": list(stats.std),
                 "state_dict": state,
@@ -114,7 +101,7 @@ def build_package(
         "created_by": f"glacier {__version__}",
         "band_folders": list(band_folders_for(bands)),
         "bands": list(bands),
-        "class_values": list(getattr(named_models[0][2], "class_values", (0, 85, 170, 255))),
+        "class_values": list(getattr(named_models[0][2], "class_values", CLASS_VALUES)),
         "tta": tta,
         "stride": int(stride),
         "weights_dtype": "float16" if half else "float32",

@@ -2,7 +2,7 @@
 
     ENS/runs/seed42_fold0/ ...     each member's run folder (resumable)
     ENS/members/seed42_fold0/      the member's best model (copied from its run)
-    ENS/ensemble.json, README.md   see glacier/ensemble_folder.py
+    ENS/ensemble.json, README.md   see glacier/artifacts/ensemble.py
 
 Members differ only in the config's seed and validation fold. With ``resume``, finished
 members are skipped and an interrupted one continues from its latest state.
@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from glacier.artifacts import EnsembleFolder, EnsembleMember
 from glacier.artifacts.run import RunResult
 from glacier.config import GlacierConfig
-from glacier.ensemble_folder import EnsembleMember, write_ensemble
 from glacier.errors import ConfigError
 from glacier.training.runs import FoldRequest, PlannedRun, fit_in_turn, is_main_process, resolve_folds
 
@@ -98,7 +98,9 @@ def train_ensemble(
             )
             for (seed, fold), (name, result) in zip(plan, results.items(), strict=True)
         ]
-        write_ensemble(out, members, extra={"training": {"config": cfg.to_dict(), "seeds": list(seeds)}})
+        EnsembleFolder.write(
+            out, members, extra={"training": {"config": cfg.to_dict(), "seeds": list(seeds)}}
+        )
         print_fn(f"ensemble of {len(members)} members -> {out}")
     PartialState().wait_for_everyone()
     return EnsembleResult(out, results, True)

@@ -1,4 +1,4 @@
-"""Where a run's weights start: a pretrained model folder or Hub id, bands matched by name."""
+"""Where a run's weights start: a pretrained model folder, run folder or Hub id, bands matched by name."""
 
 from __future__ import annotations
 
@@ -10,37 +10,37 @@ import torch
 from glacier.errors import ModelError
 
 
-def resolve_init_source(init_from: str | Path) -> Path:
-    """A model folder (also an ensemble member or a run folder's ``best``) or a Hub id -> a
-    local model folder."""
-    from glacier.ensemble_folder import is_ensemble_folder
-    from glacier.models import is_model_folder
+def open_init_source(init_from: str | Path):
+    """The ``ModelFolder`` a run starts from: a model folder (also an ensemble member), a run
+    folder (its ``best``) or a Hub id, as ``open_artifact`` decides; an ensemble is an error."""
+    from glacier.artifacts import EnsembleFolder, open_artifact
 
-    path = Path(init_from).expanduser()
-    if path.exists():
-        if is_model_folder(path):
-            return path
-        if is_model_folder(path / "best"):
-            return path / "best"
-        if is_ensemble_folder(path):
-            raise ModelError(
-                f"--init-from {init_from}: is an ensemble; start from one member, e.g. {path / 'members' / '<name>'}"
-            )
-        raise ModelError(f"--init-from {init_from}: not a model folder (no glacier-model config.json)")
-    from glacier.hub import resolve_model_dir  # not a local folder: a Hub id (or a clear error)
-
-    return Path(resolve_model_dir(str(init_from)))
+    try:
+        artifact = open_artifact(init_from)
+    except ModelError as exc:
+        raise ModelError(f"--init-from {init_from}: {exc}") from None
+    if isinstance(artifact, EnsembleFolder):
+        raise ModelError(
+            f"--init-from {init_from}: is an ensemble; start from one member, e.g. "
+            f"{artifact.path / EnsembleFolder.MEMBERS / '<name>'}"
+        )
+    return artifact
 
 
 def init_weights(model, init_from: str | Path, bands: tuple[str, ...]) -> dict[str, Any]:
-    """Load ``init_from``'s weights into ``model`` (first-layer filters matched by band name); the
-    transfer report, with its source folder and dataset."""
-    from glacier.models import load_model_folder, transfer_weights
+    """Load ``init_from``'s weights into ``model`` (first-layer filters matched by band name);
+    the transfer report, with where the weights came from: ``source`` (the local folder),
+    ``source_hub`` (``{"repo_id", "revision"}`` when it was a Hub id, else None) and
+    ``source_dataset``."""
+    from glacier.models import transfer_weights
 
-    folder = resolve_init_source(init_from)
-    source, meta = load_model_folder(folder)
+    folder = open_init_source(init_from)
+    source, meta = folder.load()
     report = transfer_weights(source.state_dict(), meta.bands, model, bands)
-    report["source"] = str(folder)
+    report["source"] = str(folder.path)
+    report["source_hub"] = (
+        {"repo_id": folder.repo_id, "revision": folder.revision} if folder.repo_id else None
+    )
     report["source_dataset"] = meta.training.get("dataset")
     return report
 

@@ -47,6 +47,7 @@ def provenance(cfg: GlacierConfig, prepared, bands, init_report, epochs_run: int
             "seed": cfg.training.seed,
             "epochs_run": epochs_run,
             "init_from": init_report.get("source") if init_report else None,
+            "init_from_hub": init_report.get("source_hub") if init_report else None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     }

@@ -1,4 +1,4 @@
-"""``glacier predict``: a model or ensemble over a folder of competition-layout scenes.
+"""``glacier predict``: a model or ensemble over every scene of a competition-layout folder.
 
     summary = predict_folder("runs/ensemble", "data/Test", "preds", tta="flip")
 
@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from glacier.artifacts import open_artifact
 from glacier.data.competition import find_scenes, read_scene_image
-from glacier.predict.loading import band_folders_for, load_models, resolve_model_path
+from glacier.predict.loading import band_folders_for, load_models
 from glacier.predict.predictor import Predictor
 from glacier.predict.soup import soup_with_meta
 from glacier.predict.writer import write_mask, write_overlay, write_probabilities
@@ -40,14 +41,14 @@ def predict_folder(
     members: Sequence[str] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Predict every scene of ``input_dir`` with the model/ensemble/Hub id ``model_path``.
+    """Predict every scene of ``input_dir`` with what ``model_path`` names (``open_artifact``).
 
     The band folders read follow the model's bands (``band_folders_for``). ``soup`` averages
     the members' weights into one model instead of averaging their probabilities. Returns
     a summary: model, members, tta, device, scenes, outputs, seconds, seconds_per_scene.
     """
-    model_dir = resolve_model_path(model_path)
-    models = load_models(model_dir, members=members)
+    artifact = open_artifact(model_path)
+    models = load_models(artifact, members=members)
     num_members = len(models)
     if soup and len(models) > 1:
         models = [soup_with_meta(models)]
@@ -72,7 +73,7 @@ def predict_folder(
             write_overlay(out_dir / "overlays" / f"{Path(name).stem}.png", image, predictor.bands, indices)
     seconds = time.perf_counter() - start
     return {
-        "model": str(model_dir),
+        "model": str(artifact.path),
         "members": num_members,
         "soup": bool(soup and num_members > 1),
         "tta": tta,
