@@ -36,7 +36,13 @@ def config(prep, epochs: int, **overrides):
 
 
 def weights(run) -> dict[str, torch.Tensor]:
-    return load_file(str(run / "last" / "model.safetensors"))
+    """Every saved tensor of the run's last model: the smp network and the boundary head."""
+    last = run / "last"
+    head = last / "boundary_head.safetensors"
+    tensors = {f"net.{k}": v for k, v in load_file(str(last / "model.safetensors")).items()}
+    if head.is_file():
+        tensors.update({f"boundary_head.{k}": v for k, v in load_file(str(head)).items()})
+    return tensors
 
 
 def assert_same_weights(a, b) -> None:
