@@ -20,6 +20,7 @@ from glacier.data.raster import read_single_band
 from glacier.domain import CLASS_NAMES, NUM_CLASSES, encoded_to_index, tile_id_from_name
 from glacier.errors import DataError
 from glacier.metrics import confusion_matrix, matthews_corrcoef, metrics_from_confusion
+from glacier.outputs import refuse_inputs, require_kind
 
 MASK_SUFFIXES = (".tif", ".tiff")
 
@@ -72,6 +73,10 @@ def evaluate_folders(
     receives ``confusion.png`` and one ``overlay_<id>.png`` per image; ``json_path`` the
     result as JSON.
     """
+    for option, path, kind in (("--plots", plots_dir, "folder"), ("--json", json_path, "file")):
+        if path is not None:
+            require_kind(path, kind, option)
+            refuse_inputs(path, [pred_dir, truth_dir], option)
     pairs = pair_mask_files(pred_dir, truth_dir)
     if plots_dir is not None:
         from glacier.plots import save_confusion_plot, save_overlay

@@ -4,7 +4,10 @@
 
 Writes ``OUT/<input file name>`` masks (uint8 0/85/170/255, the input's georeferencing),
 and optionally ``OUT/probabilities/<name>`` (uint8 probability x 255 per class) and
-``OUT/overlays/<stem>.png``.
+``OUT/overlays/<stem>.png``. Everything is written into a temporary folder beside OUT that
+takes OUT's place when the last scene is done: a failure part-way leaves OUT as it was. OUT
+must not be, hold or lie inside an input, and an existing OUT is replaced only when it
+holds nothing but an earlier prediction's files (glacier/outputs.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import torch
 from tqdm.auto import tqdm
 
 from glacier.artifacts import open_artifact
+from glacier.atomic import atomic_dir
 from glacier.data.competition import find_scenes, read_scene_image
+from glacier.outputs import OutputFolder, files_under
 from glacier.predict.loading import band_folders_for, load_models
 from glacier.predict.predictor import Predictor
 from glacier.predict.soup import soup_with_meta
@@ -48,6 +53,10 @@ def predict_folder(
     a summary: model, members, tta, device, scenes, outputs, seconds, seconds_per_scene.
     """
     artifact = open_artifact(model_path)
+    output = OutputFolder(out_dir, "predict")
+    output.check_replaceable(
+        "--out", inputs=[model_path, artifact.path, getattr(artifact, "run_dir", None), input_dir]
+    )
     models = load_models(artifact, members=members)
     num_members = len(models)
     if soup and len(models) > 1:
@@ -58,19 +67,21 @@ def predict_folder(
     scenes = find_scenes(input_dir, require_labels=False, band_folders=band_folders_for(predictor.bands))
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     outputs = []
     start = time.perf_counter()
-    for scene in tqdm(scenes, desc="predict", unit="scene", disable=not progress):
-        image, profile = read_scene_image(scene)
-        probs = predictor.predict_probabilities(image)
-        indices = probs.argmax(axis=0)
-        name = scene.band_paths[0].name
-        outputs.append(str(write_mask(out_dir / name, indices, profile)))
-        if probabilities:
-            write_probabilities(out_dir / "probabilities" / name, probs, profile)
-        if overlays:
-            write_overlay(out_dir / "overlays" / f"{Path(name).stem}.png", image, predictor.bands, indices)
+    with atomic_dir(out_dir) as tmp:
+        for scene in tqdm(scenes, desc="predict", unit="scene", disable=not progress):
+            image, profile = read_scene_image(scene)
+            probs = predictor.predict_probabilities(image)
+            indices = probs.argmax(axis=0)
+            name = scene.band_paths[0].name
+            write_mask(tmp / name, indices, profile)
+            outputs.append(str(out_dir / name))
+            if probabilities:
+                write_probabilities(tmp / "probabilities" / name, probs, profile)
+            if overlays:
+                write_overlay(tmp / "overlays" / f"{Path(name).stem}.png", image, predictor.bands, indices)
+        output.write_marker(tmp, files_under(tmp))
     seconds = time.perf_counter() - start
     return {
         "model": str(artifact.path),

@@ -16,6 +16,7 @@ from rasterio.transform import from_origin
 from glacier.atomic import atomic_dir
 from glacier.domain import CLASS_NAMES, NUM_CLASSES
 from glacier.errors import ConfigError, DataError
+from glacier.outputs import OutputFolder, files_under, require_kind
 from glacier.sampledata.hkh import make_hkh_scene, slice_scene
 from glacier.sampledata.labels import hand_drawn_labels
 from glacier.sampledata.regions import COMPETITION_TEST, COMPETITION_TRAIN, Region
@@ -193,12 +194,18 @@ def generate_sample_data(
     ``hkh/slices/slice_S_{img,mask}_NNN.npy`` + ``slices.geojson``,
     ``hkh/raster_data/LE07_*.tif`` and ``hkh/vector_data/{clean,debris}.geojson``.
     The tree is built in a temporary folder and renamed into place. An existing non-empty
-    ``out`` is replaced only with ``overwrite``.
+    ``out`` is replaced only with ``overwrite``, and only when it holds nothing but what
+    sample-data wrote (its marker lists the files: glacier/outputs.py).
     """
     _validate(images, size, test_images, hkh_slices, hkh_slice_size, hkh_scenes, tuple(hkh_scene_shape))
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise DataError(f"{out} already exists and is not empty: choose another folder or pass --overwrite")
+    out = require_kind(out, "folder", "OUT")
+    output = OutputFolder(out, "sample-data")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise DataError(
+                f"{out} already exists and is not empty: choose another folder or pass --overwrite"
+            )
+        output.check_replaceable("OUT")
     with atomic_dir(out) as tmp:
         comp = tmp / "competition"
         datasets = [
@@ -214,6 +221,7 @@ def generate_sample_data(
             datasets.append(_hkh_slices(tmp, hkh_slices, hkh_slice_size, seed))
         if hkh_scenes:
             datasets.append(_hkh_raw(tmp, hkh_scenes, tuple(hkh_scene_shape), seed))
+        output.write_marker(tmp, files_under(tmp))
     for dataset in datasets:  # report the final paths, not the temporary ones
         dataset.path = out / dataset.path.relative_to(tmp)
     return SampleDataSummary(out, datasets)

@@ -33,11 +33,14 @@ from glacier.domain import CLASS_VALUES
 from glacier.errors import ConfigError, ModelError
 from glacier.models import GlacierModel, inference_state_dict, smp_init_kwargs
 from glacier.options import SUBMISSION_TTA_MODES
+from glacier.outputs import OutputFolder
 from glacier.predict.loading import band_folders_for, load_named_models
 from glacier.predict.predictor import Predictor, member_stats
 from glacier.submission import selfcheck
 
 TEMPLATE_PATH = Path(__file__).with_name("solution_template.py")
+PACKAGE_FILES = ("model.pth", "solution.py")
+"""What an export writes into its --out folder (beside whatever else the folder holds)."""
 PACKAGE_FORMAT = "glacier-submission"
 PACKAGE_VERSION = 1
 MAX_PACKAGE_BYTES = 300 * 1000 * 1000
@@ -141,6 +144,8 @@ def export_submission(
             f"--tta {tta!r}: export supports {', '.join(SUBMISSION_TTA_MODES)}; heavier TTA timed out on the platform"
         )
     size_limit = MAX_PACKAGE_BYTES if size_limit is None else size_limit
+    output = OutputFolder(out_dir, "export-submission")
+    output.check_no_collision(PACKAGE_FILES, "--out", inputs=[model_path, check_input])
     named = load_named_models(model_path, members=members)
     models = [(model, meta) for _, model, meta in named]
     band_folders = band_folders_for(models[0][0].bands)
@@ -163,7 +168,8 @@ def export_submission(
         shutil.copyfile(TEMPLATE_PATH, stage / "solution.py")
         selfcheck.check_solution_source(stage / "solution.py")
         check = _self_check(stage, named, package, predictor, band_folders, tta, check_input, check_tiles)
-        for name in ("model.pth", "solution.py"):
+        output.write_marker(out_dir, output.written() | set(PACKAGE_FILES))
+        for name in PACKAGE_FILES:
             os.replace(stage / name, out_dir / name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
