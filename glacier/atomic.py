@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def _temporary_sibling(path: Path) -> Path:
+def temporary_sibling(path: Path) -> Path:
+    """A fresh hidden name beside ``path`` (same folder, so a rename onto ``path`` is atomic)."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
@@ -24,7 +25,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
+    tmp = temporary_sibling(path)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
@@ -56,7 +57,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
+    tmp = temporary_sibling(path)
     tmp.mkdir()
     try:
         yield tmp
@@ -68,7 +69,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
         if not overwrite:
             shutil.rmtree(tmp, ignore_errors=True)
             raise FileExistsError(path)
-        old = _temporary_sibling(path)
+        old = temporary_sibling(path)
         os.replace(path, old)
     os.replace(tmp, path)
     if old is not None:

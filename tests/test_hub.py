@@ -313,15 +313,23 @@ def test_pulled_repo_must_be_a_model(hub, tmp_path, cli, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_pull_does_not_replace_an_unrelated_folder(hub, tmp_path, cli, capsys):
+def test_pull_keeps_the_users_files_and_overwrites_none(hub, tmp_path, cli, capsys):
     _save_model(tmp_path / "model")
     assert cli("push", tmp_path / "model", "alice/m") == 0
     keep = tmp_path / "mine"
     keep.mkdir()
     (keep / "notes.txt").write_text("mine")
-    assert cli("pull", "alice/m", "--out", keep) == 1
-    assert "choose another --out" in capsys.readouterr().err
+    assert cli("pull", "alice/m", "--out", keep) == 0  # the model lands beside the notes
     assert (keep / "notes.txt").read_text() == "mine"
+    assert (keep / "model.safetensors").read_bytes() == (tmp_path / "model" / "model.safetensors").read_bytes()
+    assert cli("pull", "alice/m", "--out", keep) == 0  # its own files: replaced
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")  # a file of the model's name, not written by pull
+    assert cli("pull", "alice/m", "--out", other) == 1
+    assert "config.json, which glacier pull did not write" in capsys.readouterr().err
+    assert [p.name for p in other.iterdir()] == ["config.json"]
 
 
 def test_open_artifact_local_and_errors(hub, tmp_path):

@@ -14,6 +14,7 @@ keeps.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import ssl
 from collections.abc import Iterator
@@ -37,6 +38,17 @@ def require_token(repo_id: str, action: str) -> None:
     """Fail before any upload when no token is configured at all."""
     if not current_token():
         raise HubError(f"cannot {action} {repo_id!r}: not logged in to the Hugging Face Hub; {LOGIN_HINT}")
+
+
+def check_repo_id(repo_id: str) -> None:
+    """A HubError unless ``repo_id`` is a valid Hub repo id (checked before any request)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise HubError(f"{repo_id!r} is not a valid Hub repo id (USER/NAME): {exc}") from None
 
 
 def redact(text: str) -> str:
@@ -88,7 +100,13 @@ def hub_errors(repo_id: str, action: str, *, retry_hint: str = "") -> Iterator[N
             f"check the id (USER/NAME) and {LOGIN_HINT}"
         ) from None
     except hf.LocalEntryNotFoundError as exc:
-        # snapshot_download's "not online and not in the cache".
+        # snapshot_download's "not online and not in the cache": online, the server may
+        # have answered (an HTTP 500 is not "cannot be reached").
+        answered = _http_cause(exc)
+        if answered is not None:
+            raise HubError(
+                _http_message(where, answered, " and the repo is not in the local cache" + retry)
+            ) from None
         raise HubError(
             f"{where}: the Hub cannot be reached and the repo is not in the local cache "
             f"({redact(_first_line(exc))}); go online once to pull it{retry}"
@@ -102,6 +120,11 @@ def hub_errors(repo_id: str, action: str, *, retry_hint: str = "") -> Iterator[N
         cause = exc.__cause__ or exc
         raise HubError(
             f"{where}: upload failed ({redact(str(exc))}: {redact(_first_line(cause))}){retry}"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise HubError(
+            f"{where}: the server at {endpoint()} answered something that is not JSON ({exc}); "
+            f"is HF_ENDPOINT a Hugging Face Hub?{retry}"
         ) from None
     except ValueError as exc:
         if "Invalid metadata in README.md" in str(exc):
@@ -132,6 +155,16 @@ def network_failure(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _http_cause(exc: BaseException):
+    """The HTTP error (an answer of the server) in ``exc``'s chain of causes, or None."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    current = exc.__cause__ or exc.__context__
+    while current is not None and not isinstance(current, HfHubHTTPError):
+        current = current.__cause__ or current.__context__
+    return current
+
+
 def _http_message(where: str, exc, retry: str) -> str:
     status = exc.response.status_code if exc.response is not None else None
     detail = redact(getattr(exc, "server_message", None) or _first_line(exc))
@@ -141,7 +174,7 @@ def _http_message(where: str, exc, retry: str) -> str:
         return f"{where}: the token may not write to this repo (403 Forbidden: {detail}); use a token with write access to its namespace"
     if status == 409:
         return f"{where}: conflict on the Hub (409: {detail}){retry}"
-    return f"{where}: the Hub answered HTTP {status} ({detail}){retry}"
+    return f"{where}: the server at {endpoint()} answered HTTP {status} ({detail}){retry}"
 
 
 def _first_line(exc: BaseException) -> str:

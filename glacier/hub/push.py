@@ -21,8 +21,8 @@ from pathlib import Path
 from glacier.artifacts import MODEL_FORMAT_VERSION, EnsembleFolder, ModelFolder
 from glacier.artifacts.open import open_local
 from glacier.artifacts.run import METRICS_FILE, STATES_DIR
-from glacier.errors import HubError, ModelError
-from glacier.hub.auth import hub_errors, require_token
+from glacier.errors import ModelError
+from glacier.hub.auth import check_repo_id, hub_errors, require_token
 
 RUN_EXTRAS = ("cv_summary.json", METRICS_FILE)
 """Files of a run folder that go up beside its best model."""
@@ -61,7 +61,7 @@ def create_repo_early(repo_id: str, private: bool = True) -> str:
     """
     from huggingface_hub import HfApi
 
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     require_token(repo_id, "create")
     with hub_errors(repo_id, "create", retry_hint="run it again"):
         return str(HfApi().create_repo(repo_id, private=private, exist_ok=True))
@@ -86,7 +86,7 @@ def push_folder(
 
     upload = collect_upload(Path(folder), include_states=include_states)
     try:
-        _check_repo_id(repo_id)
+        check_repo_id(repo_id)
         operations = [
             CommitOperationAdd(
                 path_in_repo=ModelFolder.CARD, path_or_fileobj=upload.card(repo_id).encode("utf-8")
@@ -162,13 +162,3 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ModelError(f"{path}: expected a JSON object")
     return data
-
-
-def _check_repo_id(repo_id: str) -> None:
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as exc:
-        raise HubError(f"{repo_id!r} is not a valid Hub repo id (USER/NAME): {exc}") from None
