@@ -24,6 +24,7 @@ from typing import Any
 
 from glacier import atomic
 from glacier.artifacts.model import ModelFolder
+from glacier.artifacts.model_config import format_version
 from glacier.errors import ModelError
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -86,6 +87,19 @@ class EnsembleFolder:
 
         A ModelError says which file is wrong and what to do.
         """
+        manifest = self.read_manifest()
+        for member in manifest["members"]:
+            meta = ModelFolder(self.path / member["path"]).verify()
+            if list(meta.bands) != manifest.get("bands"):
+                raise ModelError(
+                    f"{self.path / self.MANIFEST}: member {member['name']!r} reads bands {list(meta.bands)}, "
+                    f"the ensemble says {manifest.get('bands')}"
+                )
+        return manifest
+
+    def read_manifest(self) -> dict[str, Any]:
+        """``ensemble.json`` checked on its own (format, version, member entries and their
+        paths), without opening the members: what a pull needs to know which files to fetch."""
         manifest_path = self.path / self.MANIFEST
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -99,32 +113,31 @@ class EnsembleFolder:
             ) from None
         if not isinstance(manifest, dict) or manifest.get("format") != self.FORMAT:
             raise ModelError(f"{manifest_path}: not a glacier ensemble (format is not {self.FORMAT!r})")
-        if int(manifest.get("format_version", 0)) > self.FORMAT_VERSION:
+        version = format_version(manifest, manifest_path, default=0)
+        if version > self.FORMAT_VERSION:
             raise ModelError(
-                f"{manifest_path}: format_version {manifest['format_version']} is newer than this glacier "
-                "reads; upgrade glacier"
+                f"{manifest_path}: format_version {version} is newer than this glacier reads; upgrade glacier"
             )
         members = manifest.get("members")
         if not isinstance(members, list) or not members:
             raise ModelError(f"{manifest_path}: no members listed")
-        for member in members:
-            self._verify_member(member, manifest.get("bands"), manifest_path)
+        for number, member in enumerate(members, start=1):
+            self._check_entry(number, member, manifest_path)
         return manifest
 
-    def _verify_member(self, member: Any, bands: Any, manifest_path: Path) -> None:
-        if not isinstance(member, dict) or not member.get("name"):
-            raise ModelError(f"{manifest_path}: a member entry without a name: {member!r}")
-        rel = Path(str(member.get("path", "")))
+    def _check_entry(self, number: int, member: Any, manifest_path: Path) -> None:
+        if not isinstance(member, dict):
+            raise ModelError(
+                f"{manifest_path}: member {number} is {type(member).__name__} {member!r}, not an object "
+                '{"name": ..., "path": ...}; the ensemble folder is damaged'
+            )
+        if not member.get("name") or not isinstance(member.get("path"), str):
+            raise ModelError(f"{manifest_path}: member {number} needs a name and a path: {member!r}")
+        rel = Path(member["path"])
         member_dir = (self.path / rel).resolve()
-        if rel.is_absolute() or self.path.resolve() not in member_dir.parents:
+        if rel.is_absolute() or ".." in rel.parts or self.path.resolve() not in member_dir.parents:
             raise ModelError(
                 f"{manifest_path}: member path {str(rel)!r} must be a sub-folder of the ensemble"
-            )
-        meta = ModelFolder(member_dir).verify()
-        if list(meta.bands) != bands:
-            raise ModelError(
-                f"{manifest_path}: member {member['name']!r} reads bands {list(meta.bands)}, "
-                f"the ensemble says {bands}"
             )
 
     def card(self, **kwargs: Any) -> str:

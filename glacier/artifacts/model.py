@@ -65,12 +65,14 @@ class ModelFolder:
 
     @classmethod
     def found_at(cls, path: str | Path) -> bool:
-        """True if ``path`` holds a glacier model's config.json (any format version)."""
+        """True if ``path`` holds a glacier model's config.json (any format version); a
+        ModelError when it does but its format_version is not an integer."""
+        config_path = Path(path) / cls.CONFIG
         try:
-            config = json.loads((Path(path) / cls.CONFIG).read_text(encoding="utf-8"))
+            config = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return False
-        return config_version(config) is not None
+        return config_version(config, config_path) is not None
 
     @property
     def meta(self) -> ModelMeta:

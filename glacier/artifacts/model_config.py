@@ -54,16 +54,30 @@ class ModelMeta:
     path: Path | None = None
 
 
-def config_version(config: Any) -> int | None:
-    """The glacier model format version of a parsed config.json, or None if it is not one."""
+def config_version(config: Any, config_path: Path | None = None) -> int | None:
+    """The glacier model format version of a parsed config.json, or None if it is not one.
+
+    A ``format_version`` that is not an integer is a ModelError naming ``config_path``.
+    """
     if not isinstance(config, dict):
         return None
     block = config.get(GLACIER_KEY)
     if isinstance(block, dict) and block.get("format") == MODEL_FORMAT:
-        return int(block.get("format_version", 0))
+        return format_version(block, config_path, default=0)
     if config.get("format") == MODEL_FORMAT:
-        return int(config.get("format_version", 1))
+        return format_version(config, config_path, default=1)
     return None
+
+
+def format_version(block: dict[str, Any], path: Path | None, default: int) -> int:
+    """``block["format_version"]`` (``default`` when absent), checked to be an integer."""
+    version = block.get("format_version", default)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelError(
+            f"{path or 'config'}: format_version is {version!r}, not an integer; the file is damaged "
+            "or was not written by glacier"
+        )
+    return version
 
 
 def build_config(
@@ -105,7 +119,7 @@ def build_config(
 
 def parse_config(config: dict[str, Any], config_path: Path) -> ModelMeta:
     """``ModelMeta`` from a parsed config.json of either version; a ModelError names the file."""
-    version = config_version(config)
+    version = config_version(config, config_path)
     if version is None:
         raise ModelError(
             f"{config_path}: not a glacier model config (no {GLACIER_KEY!r} block of format {MODEL_FORMAT!r})"
