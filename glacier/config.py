@@ -28,6 +28,7 @@ from glacier.domain import CLASS_NAMES
 from glacier.errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent / "configs"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
 
 
 class _Section(BaseModel):
@@ -193,7 +194,8 @@ class GlacierConfig(_Section):
     """The whole resolved configuration of a run."""
 
     name: str = "run"
-    """Run name: shown in logs, model cards and the Hub."""
+    """Run name: shown in logs, model cards and the Hub; one safe file name (it names the
+    TensorBoard folder): letters, digits and ``_ . + -``, starting with a letter or digit."""
     out: str = "runs/run"
     """Output folder of the run; ``--out`` sets it."""
     data: DataConfig = DataConfig()
@@ -201,6 +203,16 @@ class GlacierConfig(_Section):
     training: TrainingConfig = TrainingConfig()
     checkpoints: CheckpointConfig = CheckpointConfig()
     hub: HubConfig = HubConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _one_file_name(cls, value: str) -> str:
+        if not _SAFE_NAME.fullmatch(value):
+            raise ValueError(
+                "must be one file name of letters, digits and _ . + - (it names the run's log folder), "
+                "e.g. my_run-2"
+            )
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -12,6 +12,7 @@ used only in training.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Sequence
 from typing import Any
@@ -158,16 +159,31 @@ def build_from_arch_config(
     try:
         net = smp.create_model(arch_config["architecture"], encoder_weights=encoder_weights, **kwargs)
     except KeyError as exc:
-        raise ConfigError(
-            f"model.architecture {arch_config['architecture']!r} is not a segmentation-models-pytorch "
-            f"architecture ({exc}); use {BOUNDARY_AWARE_UNET} or e.g. Unet, UnetPlusPlus, DeepLabV3Plus, FPN"
-        ) from None
+        raise ConfigError(_unknown_name(arch_config, exc)) from None
     except (ValueError, TypeError, AssertionError) as exc:
         raise ConfigError(f"cannot build model {arch_config}: {exc}") from None
     head = None
     if arch_config.get("boundary_head"):
         head = BoundaryHead(_decoder_out_channels(net))
     return GlacierModel(net, head, bands, arch_config)
+
+
+def _unknown_name(arch_config: dict[str, Any], exc: KeyError) -> str:
+    """What smp's KeyError was about: the architecture, or (a known architecture) the encoder."""
+    architecture = arch_config["architecture"]
+    if architecture.lower() not in _smp_architectures():
+        return (
+            f"model.architecture {architecture!r} is not a segmentation-models-pytorch architecture; "
+            f"use {BOUNDARY_AWARE_UNET} or e.g. Unet, UnetPlusPlus, DeepLabV3Plus, FPN"
+        )
+    names = smp.encoders.get_encoder_names()
+    close = difflib.get_close_matches(str(arch_config["encoder"]), names, n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return (
+        f"model.encoder {arch_config['encoder']!r} is not a segmentation-models-pytorch encoder "
+        f"({len(names)} are, e.g. resnet18, resnet34, efficientnet-b0; timm's as tu-NAME); {hint}"
+        "see segmentation_models_pytorch.encoders.get_encoder_names()"
+    )
 
 
 def _resolve_decoder_channels(

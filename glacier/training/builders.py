@@ -42,6 +42,7 @@ class RunData:
         from glacier.data.prepared import PreparedDataset
 
         prepared = PreparedDataset.open(cfg.data.path)
+        _check_crop(cfg, prepared)
         bands = _select_bands(cfg, prepared)
         sensor_all = prepared.manifest.get("sensor_bands")
         train_idx, val_idx = prepared.train_val_indices(
@@ -60,6 +61,16 @@ class RunData:
             sensor_bands=[sensor_all[list(prepared.bands).index(b)] for b in bands] if sensor_all else None,
             train_idx=train_idx,
             val_idx=val_idx,
+        )
+
+
+def _check_crop(cfg: GlacierConfig, prepared) -> None:
+    # A crop larger than the tiles is padding around the tile (and 100000 px is 186 GiB).
+    if cfg.data.crop_size > prepared.tile_size:
+        raise ConfigError(
+            f"data.crop_size {cfg.data.crop_size} is larger than the tiles of {cfg.data.path} "
+            f"({prepared.tile_size} px): use --set data.crop_size={prepared.tile_size} or less, "
+            "or preprocess with a larger --tile-size"
         )
 
 
