@@ -8,6 +8,8 @@
                              ``save_state`` folder plus trainer_state.json
       best/  last/           model folders (glacier/artifacts/model.py)
       result.json            why the run ended, its best model and metrics (RunResult)
+      config_history.jsonl   one line per start or resume: what changed, on which dataset
+      .lock                  held (flock) while a process trains here (training/run_lock.py)
 
     run = RunFolder("runs/ft")
     run.result()           # RunResult, or None while the run has not returned
@@ -23,8 +25,10 @@ complete and a kill -9 during a write leaves the previous state loadable.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import errno
 import io
 import json
 import math
@@ -46,6 +50,12 @@ BEST_DIR = "best"
 LAST_DIR = "last"
 STATE_PREFIX = "state_"
 TRAINER_STATE_FILE = "trainer_state.json"
+HISTORY_FILE = "config_history.jsonl"
+LOCK_FILE = ".lock"
+DAMAGED_SUFFIX = ".damaged"
+"""A state that failed to load is renamed ``state_NNNNNN.damaged``: kept, never resumed from."""
+_STARTUP_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, LOGS_DIR)
+"""What a run writes before it has anything worth keeping (no state, no model, no result)."""
 _STATE_NAME = re.compile(rf"^{STATE_PREFIX}(\d+)$")
 
 
@@ -127,6 +137,10 @@ class RunFolder:
     def states(self) -> Path:
         return self.path / STATES_DIR
 
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
+
     # ------------------------------------------------------------------ reading
     def result(self) -> RunResult | None:
         """The run's result.json (None while the run has not returned)."""
@@ -146,6 +160,14 @@ class RunFolder:
 
         path = self.path / CONFIG_FILE
         return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def history(self) -> list[dict[str, Any]]:
+        """config_history.jsonl: one dict per start or resume of the run, oldest first."""
+        path = self.path / HISTORY_FILE
+        if not path.is_file():
+            return []
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
 
     def metrics_rows(self) -> list[dict[str, str]]:
         """metrics.csv as rows of strings, one per epoch."""
@@ -235,6 +257,25 @@ class RunFolder:
     def write_result(self, result: RunResult) -> None:
         atomic.write_json(self.path / RESULT_FILE, result.to_dict())
 
+    def append_history(self, entry: dict[str, Any]) -> None:
+        """Add one start or resume to config_history.jsonl (rewritten atomically: it is small)."""
+        lines = [json.dumps(e, sort_keys=False) for e in [*self.history(), entry]]
+        atomic.write_text(self.path / HISTORY_FILE, "\n".join(lines) + "\n")
+
+    def discard_unstarted(self) -> bool:
+        """After a failed start: remove what the run wrote if it kept nothing worth keeping (no
+        state, model folder or result), so a folder holding only a config is not left behind.
+        True if it did (nothing of the run is left but its lock file)."""
+        if self.holds_run() or self.best.is_dir() or self.last.is_dir():
+            return False
+        for name in _STARTUP_FILES:
+            target = self.path / name
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            elif target.exists():
+                target.unlink()
+        return True
+
     # ------------------------------------------------------------------ states
     def save_state(self, accelerator, step: int, trainer_state: dict[str, Any], keep_last: int) -> Path:
         """Save Accelerate's state plus ``trainer_state`` as ``state_<step>`` and keep the
@@ -245,10 +286,12 @@ class RunFolder:
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
         accelerator.wait_for_everyone()
-        accelerator.save_state(str(partial))
+        with self._disk_full_is_an_error(partial, final):
+            accelerator.save_state(str(partial))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            atomic.write_json(partial / TRAINER_STATE_FILE, trainer_state)
+            with self._disk_full_is_an_error(partial, final):
+                atomic.write_json(partial / TRAINER_STATE_FILE, trainer_state)
             if final.exists():  # the same step saved twice (e.g. a stop right after a save)
                 shutil.rmtree(final)
             os.replace(partial, final)
@@ -256,8 +299,28 @@ class RunFolder:
         accelerator.wait_for_everyone()
         return final
 
+    @contextlib.contextmanager
+    def _disk_full_is_an_error(self, partial: Path, final: Path):
+        # A full disk mid-save: drop the partial state, keep the previous ones, say so.
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            shutil.rmtree(partial, ignore_errors=True)
+            kept = self.latest_state()
+            raise GlacierError(
+                f"{self.states}: no space left on the device while saving {final.name} "
+                f"({exc.filename or exc.strerror}); "
+                + (f"the previous state {kept.name} is kept" if kept else "no earlier state was saved")
+                + ": free disk space (or lower checkpoints.keep_last), then rerun with --resume latest"
+            ) from None
+
     def load_state(self, accelerator, path: str | Path) -> dict[str, Any]:
-        """Restore Accelerate's state from ``path``; return the trainer state saved with it."""
+        """Restore Accelerate's state from ``path``; return the trainer state saved with it.
+
+        The trainer state is read first: a damaged one fails before any tensor is loaded.
+        """
         path = Path(path)
         if not is_complete_state(path):
             raise GlacierError(
@@ -265,8 +328,19 @@ class RunFolder:
                 f"{TRAINER_STATE_FILE}); pass --resume latest or one of: "
                 f"{', '.join(p.name for p in self.complete_states()) or 'none'}"
             )
+        trainer_state = json.loads((path / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
+        if not isinstance(trainer_state, dict):
+            raise ValueError(f"{TRAINER_STATE_FILE} holds {type(trainer_state).__name__}, not an object")
         accelerator.load_state(str(path))
-        return json.loads((path / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
+        return trainer_state
+
+    def set_aside(self, state: Path) -> Path:
+        """Rename a state that cannot be loaded to ``state_NNNNNN.damaged`` (kept for a look,
+        never resumed from, never rotated away in place of a good one)."""
+        target = state.with_name(state.name + DAMAGED_SUFFIX)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(state, target)
+        return target
 
     def _rotate_states(self, keep_last: int) -> None:
         # Disk is scarce on notebooks: keep the newest `keep_last` states, drop debris of

@@ -2,12 +2,15 @@
 
 Commands parse and validate their options, then call one library function; the library
 never imports Typer. ``main(argv)`` turns every failure a user can cause (GlacierError from
-the library, a usage error from the parser) into one ``error:`` line on stderr and exit
-status 1, without a traceback; see docs/troubleshooting.md for every exit status.
+the library, a usage error from the parser, a full disk or a permission problem) into one
+``error:`` line on stderr and exit status 1, without a traceback. Exit statuses: 0 done,
+1 error, 3 a training run stopped with a state saved (resume it), 130 Ctrl-C; see
+docs/troubleshooting.md.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Annotated
 
@@ -19,8 +22,13 @@ from glacier.errors import GlacierError
 EXIT_OK = 0
 EXIT_ERROR = 1
 """A user error (bad input, bad option, missing file) or a failed command: one ``error:`` line."""
+EXIT_STOPPED = 3
+"""A training run stopped before its last epoch on purpose (SIGTERM, SIGINT, training.max_hours)
+with a state saved: run the same command with ``--resume latest`` to continue it."""
 EXIT_INTERRUPTED = 130
-"""Ctrl-C (the shell's convention, 128 + SIGINT)."""
+"""Ctrl-C outside training (the shell's convention, 128 + SIGINT)."""
+_ENVIRONMENT_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
+"""OSErrors a user fixes (disk full, no permission, read-only): one line, not a traceback."""
 
 app = typer.Typer(
     name="glacier",
@@ -103,7 +111,21 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRORS:
+            raise
+        _fail(os_error_line(exc))
     sys.exit(EXIT_OK)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError the user can fix: the file, what happened, what to do."""
+    where = exc.filename or "a file"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{where}: no space left on the device ({exc.strerror}); free some space and run it again"
+    if exc.errno == errno.EROFS:
+        return f"{where}: the file system is read-only ({exc.strerror}); write somewhere writable (--out)"
+    return f"{where}: permission denied ({exc.strerror}); check the file's owner and permissions"
 
 
 def _fail(message: str) -> None:

@@ -1,7 +1,8 @@
 """CLI commands: ``glacier pretrain``, ``glacier finetune``, ``glacier ensemble``.
 
 All run as plain ``glacier <command>`` on one device and under
-``accelerate launch -m glacier <command>`` on several.
+``accelerate launch -m glacier <command>`` on several. A run stopped with a state saved
+(SIGTERM, training.max_hours) exits with status 3 (``EXIT_STOPPED``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from glacier.cli import app
+from glacier.cli import EXIT_STOPPED, app
 from glacier.cli.common import (
     BatchSizeOpt,
     ConfigOpt,
@@ -60,6 +61,28 @@ def _int_list(text: str | None, option: str) -> list[int] | None:
     return values
 
 
+def _exit_if_stopped(result) -> None:
+    """A run that stopped before its last epoch (SIGTERM, SIGINT, training.max_hours) with a
+    state saved exits with EXIT_STOPPED, so that scripts tell it from success and failure."""
+    if result.finished:
+        return
+    from glacier.training.runs import is_main_process
+
+    runs = (
+        [result]
+        if hasattr(result, "stopped_reason")
+        else list(getattr(result, "folds", result.members).values())
+    )
+    reason = next((r.stopped_reason for r in reversed(runs) if not r.finished), "stopped")
+    if is_main_process():
+        typer.secho(
+            f"stopped ({reason}) with a state saved: run the same command with --resume latest to continue "
+            f"(exit status {EXIT_STOPPED})",
+            err=True,
+        )
+    raise typer.Exit(EXIT_STOPPED)
+
+
 @app.command()
 def pretrain(
     config: ConfigOpt = "hkh_pretrain",
@@ -80,7 +103,7 @@ def pretrain(
     cfg = config_from_options(
         config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, fold=fold, seed=seed
     )
-    run(cfg, resume=resume, push_to_hub=push_to_hub)
+    _exit_if_stopped(run(cfg, resume=resume, push_to_hub=push_to_hub))
 
 
 @app.command()
@@ -107,7 +130,9 @@ def finetune(
     cfg = config_from_options(
         config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, fold=fold, seed=seed
     )
-    run(cfg, all_folds=all_folds, init_from=init_from, resume=resume, push_to_hub=push_to_hub)
+    _exit_if_stopped(
+        run(cfg, all_folds=all_folds, init_from=init_from, resume=resume, push_to_hub=push_to_hub)
+    )
 
 
 @app.command()
@@ -140,7 +165,7 @@ def ensemble(
     if all_folds and folds is not None:
         raise ConfigError("--folds and --all-folds exclude each other")
     cfg = config_from_options(config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr)
-    run(
+    result = run(
         cfg,
         seeds=_int_list(seeds, "--seeds"),
         folds=ALL_FOLDS if all_folds else _int_list(folds, "--folds"),
@@ -149,3 +174,4 @@ def ensemble(
         resume=resume,
         push_to_hub=push_to_hub,
     )
+    _exit_if_stopped(result)

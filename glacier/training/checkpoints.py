@@ -31,6 +31,7 @@ from typing import Any
 from glacier.config import GlacierConfig
 from glacier.errors import GlacierError
 from glacier.training.history import EpochSums
+from glacier.training.resuming import restore_state
 from glacier.training.signals import Deadline, StopPoll, StopRequest, any_process
 
 MAX_SKIPPED_STEPS = 10
@@ -116,8 +117,10 @@ class StopPolicy:
     # ------------------------------------------------------------ where a run (re)starts
     def resume(self, folder, path: str | Path, schedule) -> None:
         """Restore Accelerate's state, this policy's TrainerState and the LR schedule from
-        the state ``path`` of run folder ``folder``; every process calls it."""
-        self.state = TrainerState.from_dict(folder.load_state(self.accelerator, path))
+        the state ``path`` of run folder ``folder`` (an earlier one if it is damaged:
+        ``resuming.restore_state``); every process calls it."""
+        path, trainer_state = restore_state(folder, self.accelerator, Path(path))
+        self.state = TrainerState.from_dict(trainer_state)
         schedule.load_state_dict(self.state.schedule)
         self.resumed_epoch = self.state.epoch
         self.accelerator.print(

@@ -19,6 +19,7 @@ from glacier.artifacts import EnsembleFolder, EnsembleMember
 from glacier.artifacts.run import RunResult
 from glacier.config import GlacierConfig
 from glacier.errors import ConfigError
+from glacier.training.provenance import portable_config
 from glacier.training.runs import FoldRequest, PlannedRun, fit_in_turn, is_main_process, resolve_folds
 
 RUNS_DIR = "runs"
@@ -99,7 +100,7 @@ def train_ensemble(
             for (seed, fold), (name, result) in zip(plan, results.items(), strict=True)
         ]
         EnsembleFolder.write(
-            out, members, extra={"training": {"config": cfg.to_dict(), "seeds": list(seeds)}}
+            out, members, extra={"training": {"config": portable_config(cfg), "seeds": list(seeds)}}
         )
         print_fn(f"ensemble of {len(members)} members -> {out}")
     PartialState().wait_for_everyone()

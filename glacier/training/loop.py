@@ -42,6 +42,8 @@ from glacier.training.checkpoints import StopPolicy
 from glacier.training.history import EpochSums, epoch_line, epoch_row
 from glacier.training.initial_weights import freeze_unused_parameters, init_report_line, init_weights
 from glacier.training.provenance import ModelWriter, model_metrics
+from glacier.training.resuming import plan_start
+from glacier.training.run_lock import claim_run_folder
 from glacier.training.step import StepOutput, all_finite, pad_to_stride, train_step, validate
 
 
@@ -80,15 +82,27 @@ def fit(
     folder: training continues exactly where that state was saved. ``out`` overrides
     ``cfg.out``. Every process of an ``accelerate launch`` calls ``fit``; only the main
     process writes files. Returns the same RunResult on every process.
-    """
-    from accelerate.utils import set_seed
 
+    The run folder is locked while the run lasts (``run_lock.claim_run_folder``: a second
+    run there is refused), a resumed run must keep the settings its state was trained with
+    (``resuming.plan_start``), and a damaged latest state falls back to the one before it.
+    """
     cfg = _resolve_config(cfg, out, init_from)
     folder = RunFolder(cfg.out)
     own_accelerator = accelerator is None
     if own_accelerator:
         accelerator = _default_accelerator(cfg, folder)
-    resume_from = _state_to_resume(folder, resume, accelerator)
+    # One process trains in a run folder at a time; a failed start leaves nothing behind.
+    with claim_run_folder(folder, accelerator, inputs=[cfg.data.path, cfg.model.init_from]):
+        return _fit(cfg, folder, accelerator, own_accelerator, resume)
+
+
+def _fit(cfg: GlacierConfig, folder: RunFolder, accelerator, own_accelerator: bool, resume) -> RunResult:
+    """``fit`` in its claimed run folder: the page the module docstring describes."""
+    from accelerate.utils import set_seed
+
+    start = plan_start(folder, cfg, resume, accelerator)
+    resume_from = start.state
 
     # Build everything from the config, `prepare` once, then restore a saved state.
     set_seed(cfg.training.seed)
@@ -100,6 +114,7 @@ def fit(
         policy.resume(folder, resume_from, parts.schedule)
     models = ModelWriter(folder, cfg, data, init_report)
     _start_run_folder(folder, cfg, accelerator, data, init_report, policy.resumed_epoch)
+    start.record(folder, cfg, accelerator)
 
     latest: dict[str, Any] = {}  # the latest validation's metrics
     with policy:
@@ -152,15 +167,6 @@ def _default_accelerator(cfg: GlacierConfig, folder: RunFolder):
         log_with="tensorboard",
         project_dir=str(folder.logs),
     )
-
-
-def _state_to_resume(folder: RunFolder, resume: str | Path | None, accelerator) -> Path | None:
-    state = folder.state_to_resume(resume)
-    if resume is None:
-        folder.require_fresh()
-    elif state is None:
-        accelerator.print(f"no saved state in {folder.states} yet: starting from the beginning")
-    return state
 
 
 def _build_model(cfg: GlacierConfig, data: RunData, init_from: str | Path | None, accelerator):

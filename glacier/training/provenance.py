@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 from glacier import __version__
 from glacier.config import GlacierConfig
+from glacier.data.prepared_format import MANIFEST
 
 
 def git_commit() -> str | None:
@@ -26,21 +29,43 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def dataset_identity(path: str | Path | None) -> dict[str, Any]:
+    """What identifies a prepared dataset without its local path: its name and the sha256 of
+    its manifest.json (the manifest lists every tile, fold and statistic). {} when absent."""
+    if path is None:
+        return {}
+    try:
+        text = (Path(path) / MANIFEST).read_bytes()
+        name = json.loads(text).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {"name": name, "manifest_sha256": hashlib.sha256(text).hexdigest()}
+
+
+def portable_config(cfg: GlacierConfig) -> dict[str, Any]:
+    """The resolved config as shipped files record it: without local paths (``data.path``
+    becomes None: ``dataset_identity`` names the data; ``out`` keeps only the run's folder name)."""
+    data = cfg.to_dict()
+    data["data"]["path"] = None
+    data["out"] = Path(cfg.out).name
+    return data
+
+
 def provenance(cfg: GlacierConfig, prepared, bands, init_report, epochs_run: int) -> dict[str, Any]:
     """The model folder's ``training``: the resolved config (top level, as the model card
-    reads it) plus where the model came from."""
+    reads it; ``portable_config``) plus where the model came from."""
     manifest = prepared.manifest
     return {
-        **cfg.to_dict(),
+        **portable_config(cfg),
         "dataset": manifest.get("dataset"),
         "pretrain_dataset": init_report.get("source_dataset") if init_report else None,
         "created_by": f"glacier {__version__}",
         "provenance": {
             "glacier_version": __version__,
             "git_commit": git_commit(),
+            "dataset": dataset_identity(cfg.data.path),
             "dataset_manifest": {
-                key: manifest.get(key)
-                for key in ("dataset", "source", "bands", "tile_size", "num_tiles", "num_folds")
+                key: manifest.get(key) for key in ("dataset", "bands", "tile_size", "num_tiles", "num_folds")
             },
             "bands": list(bands),
             "fold": None if cfg.data.use_all_for_training else cfg.data.fold,

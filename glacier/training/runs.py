@@ -1,8 +1,9 @@
 """Several ``fit`` runs in turn (cross-validation folds, ensemble members), resumable, and
 the validation folds they use.
 
-With ``resume``, runs that finished are skipped (their ``result.json`` read back) and the
-interrupted one continues from its latest state; a run that stops early (signal,
+With ``resume``, runs that finished are skipped (their ``result.json`` read back, their
+settings checked against the config: ``resuming.check_resume``) and the interrupted one
+continues from its latest state; a run that stops early (signal,
 ``max_hours``) ends the sequence so that the next call picks it up again.
 """
 
@@ -17,6 +18,7 @@ from glacier.artifacts.run import RunFolder, RunResult
 from glacier.config import GlacierConfig
 from glacier.errors import ConfigError
 from glacier.training.loop import fit
+from glacier.training.resuming import check_resume
 
 ALL_FOLDS = "all"
 FoldRequest = Sequence[int] | Literal["all"] | None
@@ -72,6 +74,8 @@ def fit_in_turn(
     for i, run in enumerate(runs):
         done = RunFolder(run.out).finished_result() if resume is not None else None
         if done is not None:
+            # Kept only if trained with these settings: a CV must not mix data or models.
+            check_resume(RunFolder(run.out), run.cfg, why=f"--resume {resume} ({run.label})")
             print_fn(f"{run.label}: already finished ({run.out}), skipped")
             results[run.key] = done
             continue
