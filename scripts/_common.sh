@@ -38,6 +38,48 @@ launch() {
   accelerate launch --config_file "$ACCELERATE_CONFIG" -m glacier "$@" $EXTRA_ARGS
 }
 
+# glacier's exit status for a training run stopped on purpose (SIGTERM, training.max_hours)
+# with a state saved; 0 is done, anything else failed (docs/troubleshooting.md).
+STOPPED=3
+
+# Run a training command (after the run folder $1) under launch; return 0 (done), STOPPED or
+# the failure's status. accelerate launch reports any non-zero status of its processes as 1,
+# so a stop is read from what glacier wrote: a result.json newer than the launch that says
+# the run did not finish.
+train_phase() {
+  local run="$1" stamp status=0
+  shift
+  stamp="$(mktemp)"
+  launch "$@" || status=$?
+  if [ "$status" -ne 0 ] && stopped_since "$run" "$stamp"; then
+    status=$STOPPED
+  fi
+  rm -f "$stamp"
+  return "$status"
+}
+
+# Whether a run under $1 wrote, after file $2, a result.json of a run that did not finish.
+stopped_since() {
+  find "$1" -name result.json -newer "$2" -exec \
+    grep -L -E '"stopped_reason": "(completed|early_stopping)"' {} + 2>/dev/null | grep -q .
+}
+
+# After a training phase: a failure ends the script with its status; done or stopped goes on
+# (a stopped run is pushed too, so that the next session can restore and continue it).
+stop_on_failure() {
+  if [ "$1" -ne 0 ] && [ "$1" -ne "$STOPPED" ]; then
+    exit "$1"
+  fi
+}
+
+# The end of a phase script: a stopped run ends the whole workflow with STOPPED.
+end_phase() {
+  if [ "$1" -eq "$STOPPED" ]; then
+    echo "stopped with a state saved (exit status $STOPPED): rerun this phase, or scripts/resume.sh, to continue" >&2
+  fi
+  exit "$1"
+}
+
 # "--resume latest" once a run folder holds a saved state: rerunning a phase continues it.
 resume_args() {
   if [ -d "$1" ] && find "$1" -maxdepth 3 -path '*/states/state_*' -print -quit | grep -q .; then

@@ -3,7 +3,8 @@
 #   HF_REPO=me/glacier bash scripts/resume.sh
 # In a fresh session it first restores each phase pushed to the Hub (branches pretrain,
 # finetune-fold_K) into $RUNS_DIR, then reruns every phase: finished work is skipped and an
-# interrupted run continues from its latest saved state.
+# interrupted run continues from its latest saved state. Exit status 3: a phase stopped again
+# with a state saved (training.max_hours): run this script again in the next session.
 set -euo pipefail
 # shellcheck source=scripts/_common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"

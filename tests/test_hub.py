@@ -321,7 +321,9 @@ def test_pull_keeps_the_users_files_and_overwrites_none(hub, tmp_path, cli, caps
     (keep / "notes.txt").write_text("mine")
     assert cli("pull", "alice/m", "--out", keep) == 0  # the model lands beside the notes
     assert (keep / "notes.txt").read_text() == "mine"
-    assert (keep / "model.safetensors").read_bytes() == (tmp_path / "model" / "model.safetensors").read_bytes()
+    assert (keep / "model.safetensors").read_bytes() == (
+        tmp_path / "model" / "model.safetensors"
+    ).read_bytes()
     assert cli("pull", "alice/m", "--out", keep) == 0  # its own files: replaced
 
     other = tmp_path / "other"

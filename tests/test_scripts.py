@@ -143,8 +143,8 @@ def test_push_phase_needs_a_token_when_a_repo_is_set(tmp_path):
     assert failed.returncode == 1 and "HF_TOKEN is not set" in failed.stderr
 
 
-def test_preprocess_and_pretrain_phases_run_and_resume(tmp_path):
-    """01 then 02 on sample data placed as Kaggle inputs; rerunning 02 resumes, not restarts."""
+def _kaggle_inputs(tmp_path: Path) -> None:
+    """Sample data placed where the scripts look for the Kaggle inputs."""
     from glacier.sampledata import generate_sample_data
 
     data = tmp_path / "working" / "data"
@@ -154,6 +154,11 @@ def test_preprocess_and_pretrain_phases_run_and_resume(tmp_path):
     data.mkdir(parents=True)
     (data / "competition").symlink_to(tmp_path / "sample" / "competition" / "Train")
     (data / "hkh").symlink_to(tmp_path / "sample" / "hkh" / "slices")
+
+
+def test_preprocess_and_pretrain_phases_run_and_resume(tmp_path):
+    """01 then 02 on sample data placed as Kaggle inputs; rerunning 02 resumes, not restarts."""
+    _kaggle_inputs(tmp_path)
     env = _env(
         tmp_path,
         TILE_SIZE="64",
@@ -176,3 +181,38 @@ def test_preprocess_and_pretrain_phases_run_and_resume(tmp_path):
     second = _run("02_pretrain.sh", env)
     assert "--resume" not in second.stderr  # accepted option
     assert list((run / "states").glob("state_*"))
+
+
+def test_a_stopped_phase_exits_3_a_failed_one_1_and_the_rerun_finishes(tmp_path):
+    """training.max_hours stops pretraining after its first epoch: the phase script exits 3
+    (accelerate launch itself says 1), and running it again resumes and finishes (0)."""
+    _kaggle_inputs(tmp_path)
+    fast = "--epochs 2 --set training.sampler.samples_per_epoch=8"
+    env = _env(tmp_path, TILE_SIZE="64", FOLDS="2")
+    _run("01_preprocess.sh", env)
+    run = tmp_path / "working" / "runs" / "hkh_pretrain"
+    script = ["bash", str(SCRIPTS / "02_pretrain.sh")]
+
+    failed = subprocess.run(
+        script,
+        env={**env, "EXTRA_ARGS": f"{fast} --set data.crop_size=100000"},
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    assert "error: data.crop_size 100000" in failed.stderr and not run.exists()
+
+    stopped = subprocess.run(
+        script,
+        env={**env, "EXTRA_ARGS": f"{fast} --set training.max_hours=1e-7"},
+        capture_output=True,
+        text=True,
+    )
+    assert stopped.returncode == 3, stopped.stderr[-2000:]
+    assert "stopped with a state saved (exit status 3)" in stopped.stderr
+    assert json.loads((run / "result.json").read_text())["stopped_reason"] == "max_hours"
+
+    finished = _run("02_pretrain.sh", {**env, "EXTRA_ARGS": fast})  # max_hours may change on resume
+    result = json.loads((run / "result.json").read_text())
+    assert result["stopped_reason"] == "completed" and result["epochs_run"] == 2
+    assert "resumed from" in finished.stdout + finished.stderr

@@ -45,7 +45,8 @@ def exported(model_dir, scenes_dir, tmp_path_factory):
 
 def test_export_writes_verified_files(exported):
     out, report = exported
-    assert sorted(p.name for p in out.iterdir()) == ["model.pth", "solution.py"]  # no staging left
+    # No staging left; the marker lists what export wrote (glacier/outputs.py).
+    assert sorted(p.name for p in out.iterdir()) == [".glacier-output.json", "model.pth", "solution.py"]
     assert report["check_tiles"] == 2 and report["pixels"] == 64 * 64 + 70 * 90
     assert report["tile_ids"] == ["001", "002"]  # maskgeration's keys: the numeric ids only
     assert report["mismatch_fraction"] <= selfcheck.MAX_MISMATCH_FRACTION
