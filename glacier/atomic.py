@@ -9,15 +9,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 
+_TEMPORARY_PART = re.compile(r"^\.(.+)\.tmp-\d+-[0-9a-f]{8}$")
+
+
 def temporary_sibling(path: Path) -> Path:
     """A fresh hidden name beside ``path`` (same folder, so a rename onto ``path`` is atomic)."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def final_path(path: str | os.PathLike) -> Path:
+    """``path`` with every temporary name (``temporary_sibling``) in it replaced by the name
+    it stands for: what a message about a failed write should name."""
+    parts = [_TEMPORARY_PART.sub(r"\1", part) for part in Path(path).parts]
+    return Path(*parts) if parts else Path(path)
 
 
 @contextlib.contextmanager

@@ -60,8 +60,10 @@ train_phase() {
 
 # Whether a run under $1 wrote, after file $2, a result.json of a run that did not finish.
 stopped_since() {
-  find "$1" -name result.json -newer "$2" -exec \
-    grep -L -E '"stopped_reason": "(completed|early_stopping)"' {} + 2>/dev/null | grep -q .
+  local stopped
+  stopped="$(find "$1" -name result.json -newer "$2" -exec \
+    grep -L -E '"stopped_reason": "(completed|early_stopping)"' {} + 2>/dev/null || true)"
+  [ -n "$stopped" ]
 }
 
 # After a training phase: a failure ends the script with its status; done or stopped goes on

@@ -78,7 +78,7 @@ class FakeHub:
         self.requests: list[tuple[str, str]] = []
         self.bodies: list[bytes] = []
         self.unknown: list[tuple[str, str]] = []
-        self.failures: dict[str, list[int]] = {}
+        self.failures: dict[str, list[tuple[int, bytes | None]]] = {}
         self.verbose = verbose
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
@@ -109,9 +109,23 @@ class FakeHub:
         return f"http://127.0.0.1:{self.port}"
 
     # ------------------------------------------------------------------ helpers
-    def fail(self, kind: str, status: int = 500, times: int = 1) -> None:
-        """Answer the next ``times`` requests of ``kind`` (e.g. "commit", "lfs-put") with ``status``."""
-        self.failures.setdefault(kind, []).extend([status] * times)
+    def fail(self, kind: str, status: int = 500, times: int = 1, body: bytes | None = None) -> None:
+        """Answer the next ``times`` requests of ``kind`` (e.g. "commit", "lfs-put", "repo_info")
+        with ``status``: a JSON error, or ``body`` as text/html (an answer that is not JSON)."""
+        self.failures.setdefault(kind, []).extend([(status, body)] * times)
+
+    def put_files(
+        self, repo_id: str, files: dict[str, bytes], remove: tuple[str, ...] = (), message: str = "put files"
+    ) -> str:
+        """Commit ``files`` (and the removal of ``remove``) to ``repo_id``'s main branch as they
+        are, bypassing every check the client makes (e.g. names like ``../x``); returns the commit."""
+        repo = self.repos[repo_id]
+        stored = dict(repo.commits[repo.branches["main"]])
+        stored.update({path: StoredFile(content, lfs=False) for path, content in files.items()})
+        for path in remove:
+            stored.pop(path)
+        repo.branches["main"] = self._new_commit(repo, stored, message)
+        return repo.branches["main"]
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
         repo = self.repos[repo_id]
@@ -197,7 +211,9 @@ class _Handler(BaseHTTPRequestHandler):
                 kind = _FAILURE_KIND.get(name, name)
                 with hub.lock:
                     pending = hub.failures.get(kind)
-                    status = pending.pop(0) if pending else None
+                    status, body = pending.pop(0) if pending else (None, None)
+                if body is not None:
+                    return self._send(status, body, {"Content-Type": "text/html"})
                 if status is not None:
                     return self._json({"error": f"injected failure of {kind}"}, status)
                 with hub.lock:

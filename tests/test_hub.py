@@ -216,6 +216,13 @@ def test_push_ensemble_folder_in_one_commit(hub, tmp_path, cli):
     assert model.bands == BANDS
     assert "members/seed43_fold1/boundary_head.safetensors" in stored
 
+    # A pull fetches the members' files, not what else lies in the repo or in a member's folder.
+    hub.put_files("alice/glacier-ensemble", {"junk.bin": b"x" * 1000, "members/seed42_fold0/junk.bin": b"x"})
+    out = tmp_path / "pulled"
+    assert cli("pull", "alice/glacier-ensemble", "--out", out) == 0
+    assert not list(out.rglob("junk.bin")) and hub.count("GET", r"junk\.bin") == 0
+    assert (out / "members" / "seed43_fold1" / "model.safetensors").is_file()
+
 
 def test_run_folder_sends_best_model_and_states_only_when_asked(hub, tmp_path, cli):
     run = tmp_path / "run"
@@ -239,6 +246,28 @@ def test_run_folder_sends_best_model_and_states_only_when_asked(hub, tmp_path, c
     assert "states/state_000002/optimizer.bin" in with_states
     assert "training states only" in with_states["README.md"].decode()
     assert "states/state_000002/optimizer.bin" not in hub.files("alice/run", "main")
+
+
+def test_pull_fetches_only_the_artifacts_files_and_keeps_the_users(hub, tmp_path, cli):
+    run = tmp_path / "run"
+    _save_model(run / "best")
+    state = "states/state_000002/optimizer.bin"
+    (run / state).parent.mkdir(parents=True)
+    (run / state).write_bytes(os.urandom(256))
+    assert cli("push", run, "alice/run", "--include-states") == 0
+    hub.put_files("alice/run", {"junk.bin": os.urandom(300_000), "notes/todo.txt": b"later"})
+
+    out = tmp_path / "pulled"
+    assert cli("pull", "alice/run", "--out", out) == 0
+    model = ["README.md", "boundary_head.safetensors", "config.json", "model.safetensors"]
+    assert _digest(out).keys() == {".glacier-output.json", *model, state}  # a pushed run's states come too
+    assert hub.count("GET", r"junk\.bin") == 0 and hub.count("GET", r"todo\.txt") == 0  # never fetched
+
+    (out / "mine.txt").write_text("mine")
+    hub.put_files("alice/run", {}, remove=(state,))
+    assert cli("pull", "alice/run", "--out", out) == 0
+    assert _digest(out).keys() == {".glacier-output.json", *model, "mine.txt"}  # pull's stale file gone
+    assert (out / "mine.txt").read_text() == "mine" and not (out / "states").exists()
 
 
 # ---------------------------------------------------------------------- failures

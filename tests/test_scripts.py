@@ -58,7 +58,7 @@ def test_training_phases_use_accelerate_and_kaggle_presets():
     assert "hkh_pretrain_kaggle" in common and "competition_finetune_kaggle" in common
     for name in ("02_pretrain.sh", "03_finetune_cv.sh", "04_ensemble.sh"):
         text = (SCRIPTS / name).read_text()
-        assert "launch " in text and "resume_args" in text and "push_phase" in text, name
+        assert "train_phase " in text and "resume_args" in text and "push_phase" in text, name
 
 
 def test_notebook_is_valid_and_calls_the_scripts():

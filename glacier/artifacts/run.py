@@ -262,13 +262,18 @@ class RunFolder:
         lines = [json.dumps(e, sort_keys=False) for e in [*self.history(), entry]]
         atomic.write_text(self.path / HISTORY_FILE, "\n".join(lines) + "\n")
 
-    def discard_unstarted(self) -> bool:
+    def startup_files(self) -> set[str]:
+        """Which of the files a run writes before it has anything worth keeping are here."""
+        return {name for name in _STARTUP_FILES if (self.path / name).exists()}
+
+    def discard_unstarted(self, existed: set[str]) -> bool:
         """After a failed start: remove what the run wrote if it kept nothing worth keeping (no
         state, model folder or result), so a folder holding only a config is not left behind.
-        True if it did (nothing of the run is left but its lock file)."""
+        Files in ``existed`` (there before this start: ``startup_files()``) stay. True if it
+        discarded (nothing of this start is left but its lock file)."""
         if self.holds_run() or self.best.is_dir() or self.last.is_dir():
             return False
-        for name in _STARTUP_FILES:
+        for name in set(_STARTUP_FILES) - existed:
             target = self.path / name
             if target.is_dir():
                 shutil.rmtree(target, ignore_errors=True)

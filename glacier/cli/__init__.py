@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from glacier import __version__
+from glacier.atomic import final_path
 from glacier.errors import GlacierError
 
 EXIT_OK = 0
@@ -96,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     _register_commands()
     click_exception = _click_exception_base()
     try:
-        app(args=argv, prog_name="glacier", standalone_mode=False)
+        # Outside standalone mode click returns a typer.Exit's status instead of raising it.
+        status = app(args=argv, prog_name="glacier", standalone_mode=False)
     except GlacierError as exc:
         _fail(str(exc))
     except typer.Exit as exc:
@@ -115,12 +117,12 @@ def main(argv: list[str] | None = None) -> None:
         if exc.errno not in _ENVIRONMENT_ERRORS:
             raise
         _fail(os_error_line(exc))
-    sys.exit(EXIT_OK)
+    sys.exit(status if isinstance(status, int) else EXIT_OK)
 
 
 def os_error_line(exc: OSError) -> str:
     """One line for an OSError the user can fix: the file, what happened, what to do."""
-    where = exc.filename or "a file"
+    where = final_path(exc.filename) if exc.filename else "a file"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"{where}: no space left on the device ({exc.strerror}); free some space and run it again"
     if exc.errno == errno.EROFS:

@@ -68,12 +68,8 @@ def _exit_if_stopped(result) -> None:
         return
     from glacier.training.runs import is_main_process
 
-    runs = (
-        [result]
-        if hasattr(result, "stopped_reason")
-        else list(getattr(result, "folds", result.members).values())
-    )
-    reason = next((r.stopped_reason for r in reversed(runs) if not r.finished), "stopped")
+    runs = getattr(result, "folds", None) or getattr(result, "members", None) or {"run": result}
+    reason = next((r.stopped_reason for r in reversed(list(runs.values())) if not r.finished), "stopped")
     if is_main_process():
         typer.secho(
             f"stopped ({reason}) with a state saved: run the same command with --resume latest to continue "

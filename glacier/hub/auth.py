@@ -123,8 +123,8 @@ def hub_errors(repo_id: str, action: str, *, retry_hint: str = "") -> Iterator[N
         ) from None
     except json.JSONDecodeError as exc:
         raise HubError(
-            f"{where}: the server at {endpoint()} answered something that is not JSON ({exc}); "
-            f"is HF_ENDPOINT a Hugging Face Hub?{retry}"
+            f"{where}: the server at {endpoint()} answered something that is not JSON ({exc}; "
+            f"is HF_ENDPOINT a Hugging Face Hub?){retry}"
         ) from None
     except ValueError as exc:
         if "Invalid metadata in README.md" in str(exc):

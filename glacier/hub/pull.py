@@ -151,6 +151,9 @@ def _place(output: OutputFolder, files: dict[str, Path]) -> None:
             _link_or_copy(source.resolve(), staged[name])
         for name, tmp in staged.items():
             os.replace(tmp, out / name)
+            # rename() does nothing when both names are links to one file (a file pulled
+            # again unchanged, linked from the same cache blob): drop the extra name.
+            tmp.unlink(missing_ok=True)
         staged.clear()
     finally:
         for tmp in staged.values():

@@ -11,7 +11,7 @@ learn, through one all-reduce, whether the lock was taken, so that all of them f
 A second run on the same folder gets one error naming the holder. The kernel drops a flock
 when its file descriptor closes, however the process ends (an exception, SIGKILL, a lost
 notebook kernel): a dead holder never blocks the next run. A run that fails before it
-saved anything (no state, no model) removes what it wrote, and the folder if it made it.
+saved anything (no state, no model) removes the files it wrote, and the folder if it made it.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def claim_run_folder(
     """Hold ``folder`` for this run (module docstring); every process enters it."""
     require_kind(folder.path, "folder", "--out")
     refuse_inputs(folder.path, inputs, "--out")
-    made = _missing_folders(folder.path)
+    made, existed = _missing_folders(folder.path), folder.startup_files()
     lock = RunLock(folder)
     problem = lock.acquire() if accelerator.is_main_process else None
     if any_process(accelerator, problem is not None):
@@ -113,7 +113,7 @@ def claim_run_folder(
     try:
         yield
     except BaseException:
-        if accelerator.is_main_process and folder.discard_unstarted():
+        if accelerator.is_main_process and folder.discard_unstarted(existed):
             lock.release()
             for path in made:  # deepest first; only folders this run created, only if empty
                 with contextlib.suppress(OSError):
