@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-
 _TEMPORARY_PART = re.compile(r"^\.(.+)\.tmp-\d+-[0-9a-f]{8}$")
 
 

@@ -114,11 +114,11 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def _run(script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def _run(script: str, env: dict[str, str], status: int = 0) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         ["bash", str(SCRIPTS / script)], env=env, capture_output=True, text=True, timeout=300
     )
-    assert proc.returncode == 0, f"{script}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == status, f"{script}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
 
@@ -191,24 +191,10 @@ def test_a_stopped_phase_exits_3_a_failed_one_1_and_the_rerun_finishes(tmp_path)
     env = _env(tmp_path, TILE_SIZE="64", FOLDS="2")
     _run("01_preprocess.sh", env)
     run = tmp_path / "working" / "runs" / "hkh_pretrain"
-    script = ["bash", str(SCRIPTS / "02_pretrain.sh")]
-
-    failed = subprocess.run(
-        script,
-        env={**env, "EXTRA_ARGS": f"{fast} --set data.crop_size=100000"},
-        capture_output=True,
-        text=True,
-    )
-    assert failed.returncode == 1, failed.stderr[-2000:]
+    failed = _run("02_pretrain.sh", {**env, "EXTRA_ARGS": f"{fast} --set data.crop_size=100000"}, status=1)
     assert "error: data.crop_size 100000" in failed.stderr and not run.exists()
 
-    stopped = subprocess.run(
-        script,
-        env={**env, "EXTRA_ARGS": f"{fast} --set training.max_hours=1e-7"},
-        capture_output=True,
-        text=True,
-    )
-    assert stopped.returncode == 3, stopped.stderr[-2000:]
+    stopped = _run("02_pretrain.sh", {**env, "EXTRA_ARGS": f"{fast} --set training.max_hours=1e-7"}, status=3)
     assert "stopped with a state saved (exit status 3)" in stopped.stderr
     assert json.loads((run / "result.json").read_text())["stopped_reason"] == "max_hours"
 

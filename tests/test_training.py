@@ -231,19 +231,10 @@ def test_bad_options_are_clear_errors(cli, prep, tmp_path, capsys):
     assert "exclude each other" in capsys.readouterr().err
     assert cli("finetune", "--config", "tiny", "--data", prep, "--out", tmp_path / "x", "--fold", "7") == 1
     assert "fold 7" in capsys.readouterr().err
-    (tmp_path / "empty").mkdir()
+    empty = tmp_path / "e"
+    empty.mkdir()
     assert (
-        cli(
-            "finetune",
-            "--config",
-            "tiny",
-            "--data",
-            prep,
-            "--out",
-            tmp_path / "y",
-            "--init-from",
-            tmp_path / "empty",
-        )
+        cli("finetune", "--config", "tiny", "--data", prep, "--out", tmp_path / "y", "--init-from", empty)
         == 1
     )
     assert "not a model folder" in capsys.readouterr().err
