@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from glacier.data.fill import background_at_fill
 from glacier.domain import index_to_encoded
 from glacier.errors import ConfigError, DataError, ModelError
 from glacier.normalization import BandStats, normalize
@@ -142,6 +143,10 @@ class Predictor:
         return (total / len(self.members)).numpy()
 
     def predict_mask(self, image: np.ndarray, encoded: bool = True) -> np.ndarray:
-        """Raw (C, H, W) image -> uint8 (H, W) mask: 0/85/170/255, or class indices 0..3."""
+        """Raw (C, H, W) image -> uint8 (H, W) mask: 0/85/170/255, or class indices 0..3.
+
+        Fill pixels of the image (``glacier.data.fill``) are background, whatever the model says.
+        """
         indices = self.predict_probabilities(image).argmax(axis=0).astype(np.uint8)
+        indices = background_at_fill(indices, image)
         return index_to_encoded(indices) if encoded else indices

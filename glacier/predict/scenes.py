@@ -2,7 +2,8 @@
 
     summary = predict_folder("runs/ensemble", "data/Test", "preds", tta="flip")
 
-Writes ``OUT/<input file name>`` masks (uint8 0/85/170/255, the input's georeferencing),
+Writes ``OUT/<input file name>`` masks (uint8 0/85/170/255, the input's georeferencing; fill
+pixels of the input are background),
 and optionally ``OUT/probabilities/<name>`` (uint8 probability x 255 per class) and
 ``OUT/overlays/<stem>.png``.
 """
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from glacier.artifacts import open_artifact
 from glacier.data.competition import find_scenes, read_scene_image
+from glacier.data.fill import background_at_fill
 from glacier.predict.loading import band_folders_for, load_models
 from glacier.predict.predictor import Predictor
 from glacier.predict.soup import soup_with_meta
@@ -64,7 +66,7 @@ def predict_folder(
     for scene in tqdm(scenes, desc="predict", unit="scene", disable=not progress):
         image, profile = read_scene_image(scene)
         probs = predictor.predict_probabilities(image)
-        indices = probs.argmax(axis=0)
+        indices = background_at_fill(probs.argmax(axis=0), image)
         name = scene.band_paths[0].name
         outputs.append(str(write_mask(out_dir / name, indices, profile)))
         if probabilities:

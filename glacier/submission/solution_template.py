@@ -118,6 +118,11 @@ def read_image(paths):
     return np.stack(bands)
 
 
+def fill_pixels(image):
+    """Where a (C, H, W) image holds no data: every band 0, or any band NaN (glacier/data/fill.py)."""
+    return np.isnan(image).any(axis=0) | (image == 0).all(axis=0)
+
+
 def pad_to_multiple(image, stride):
     """Reflect-pad (C, H, W) at the bottom and right to multiples of ``stride``."""
     height, width = image.shape[-2:]
@@ -186,6 +191,7 @@ def predict_image(image, package, members, device):
             probs = tta_probabilities(net, x, transforms).float().cpu()[0, :, :height, :width]
         total = probs if total is None else total + probs
     indices = (total / len(members)).numpy().argmax(axis=0)
+    indices[fill_pixels(image)] = 0  # fill (no data) is background, after the decision
     values = np.asarray(package["class_values"], dtype=np.uint8)
     return values[indices]
 
