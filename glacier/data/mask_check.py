@@ -63,6 +63,7 @@ class MaskCheck:
     """Accumulates the mean snow index and thermal value of clean-ice and debris pixels."""
 
     def __init__(self, bands: tuple[str, ...] | list[str]) -> None:
+        self.bands = tuple(bands)
         bands = list(bands)
         self._green = bands.index("green") if "green" in bands else None
         self._swir1 = bands.index("swir1") if "swir1" in bands else None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from glacier.data.fill import background_at_fill
+from glacier.data.fill import background_at_fill, mark_fill
 from glacier.domain import index_to_encoded
 from glacier.errors import ConfigError, DataError, ModelError
 from glacier.normalization import BandStats, normalize
@@ -125,8 +125,11 @@ class Predictor:
         return (total / weight_sum)[:, :height, :width]
 
     def predict_probabilities(self, image: np.ndarray) -> np.ndarray:
-        """Raw (C, H, W) image (bands in ``self.bands`` order) -> float32 (K, H, W) probabilities."""
-        image = np.asarray(image, dtype=np.float32)
+        """Raw (C, H, W) image (bands in ``self.bands`` order) -> float32 (K, H, W) probabilities.
+
+        Fill pixels (``glacier.data.fill``) enter the model as 0 in every band, as in training.
+        """
+        image = mark_fill(np.array(image, dtype=np.float32))
         if image.ndim != 3 or image.shape[0] != len(self.bands):
             raise DataError(
                 f"image of shape {tuple(image.shape)} does not fit the model: it takes "

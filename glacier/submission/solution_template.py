@@ -182,16 +182,18 @@ def predict_image(image, package, members, device):
     """Raw (C, H, W) float32 image -> uint8 (H, W) mask in the package's class values."""
     height, width = image.shape[-2:]
     transforms = TTA_TRANSFORMS[package["tta"]]
+    fill = fill_pixels(image)
     total = None
     for net, mean, std in members:
         normalised = np.nan_to_num((image - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
+        normalised[:, fill] = 0.0  # fill (no data) is the band mean in every band, as in training
         padded = pad_to_multiple(normalised, int(package["stride"]))
         x = torch.from_numpy(np.ascontiguousarray(padded[None])).to(device)
         with torch.inference_mode(), autocast(device):
             probs = tta_probabilities(net, x, transforms).float().cpu()[0, :, :height, :width]
         total = probs if total is None else total + probs
     indices = (total / len(members)).numpy().argmax(axis=0)
-    indices[fill_pixels(image)] = 0  # fill (no data) is background, after the decision
+    indices[fill] = 0  # fill is background, after the decision
     values = np.asarray(package["class_values"], dtype=np.uint8)
     return values[indices]
 
