@@ -121,14 +121,14 @@ class CompetitionScenes(ImageSource):
         scene = self.scenes[index]
         first = scene.band_paths[0]
         height, width = self._shape(first)
+        # The reader holds each band twice (its own dtype, then float32) and the stacked image.
+        check_fits_in_memory(first, height * width * 4 * (len(scene.band_paths) + 2))
         for path in scene.band_paths[1:] + ((scene.label_path,) if scene.label_path else ()):
             if self._shape(path) != (height, width):
                 raise DataError(
                     f"{path}: size {self._shape(path)} differs from {first} {(height, width)}; "
                     "every band and the label of an image must have the same size"
                 )
-        # The reader holds each band twice (its own dtype, then float32) and the stacked image.
-        check_fits_in_memory(first, height * width * 4 * (len(scene.band_paths) + 2))
         return ImageRecord(
             scene.tile_id, scene.tile_id, first.relative_to(self.root).as_posix(), height, width
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -40,7 +41,8 @@ class NpyRowWriter:
             raise ValueError(f"{self.path}: row of shape {data.shape}, expected {self.shape[1:]}")
         if self.rows == self.shape[0]:
             raise ValueError(f"{self.path}: all {self.shape[0]} rows are written")
-        self._file.write(data.data)
+        with self._naming_errors():
+            self._file.write(data.data)
         self.rows += 1
 
     def close(self) -> None:
@@ -48,12 +50,24 @@ class NpyRowWriter:
         if self._file.closed:
             return
         try:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            with self._naming_errors():
+                self._file.flush()
+                os.fsync(self._file.fileno())
         finally:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
         if self.rows != self.shape[0]:
             raise ValueError(f"{self.path}: {self.rows} of {self.shape[0]} rows written")
+
+    @contextlib.contextmanager
+    def _naming_errors(self) -> Iterator[None]:
+        """File writes raise OSErrors without the file's name: add it (ENOSPC names the file)."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
 
     def __enter__(self) -> NpyRowWriter:
         return self

@@ -110,7 +110,8 @@ def disk_errors(out: Path) -> Iterator[None]:
     except OSError as exc:
         if exc.errno not in _NO_ROOM:
             raise
+        written = Path(exc.filename).name if exc.filename else "the prepared dataset"
         raise DataError(
-            f"{out}: no space left while writing {exc.filename or 'the prepared dataset'} "
-            f"({os.strerror(exc.errno)}); nothing was kept: free space or choose an --out on a larger disk"
+            f"{out}: no space left while writing {written} ({os.strerror(exc.errno)}); nothing was kept: "
+            "free space or choose an --out on a larger disk"
         ) from None
