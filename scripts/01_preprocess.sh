@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Phase 0: cut both datasets into the prepared format (tiles, band statistics, folds).
 #   bash scripts/01_preprocess.sh
-# Skips a dataset whose prepared folder already exists (delete it to redo).
+# Writes to $PREP_DIR on the scratch disk ($SCRATCH_DIR, see _common.sh), which a new
+# session does not have: resume.sh runs this first, and it re-creates what is missing. Skips
+# a dataset whose prepared folder already exists (delete it to redo).
 set -euo pipefail
 # shellcheck source=scripts/_common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
 TILE_SIZE="${TILE_SIZE:-512}"
 FOLDS="${FOLDS:-5}"
+mkdir -p "$PREP_DIR"
 
 if [ -f "$PREP_DIR/hkh/manifest.json" ]; then
   echo "prepared HKH exists: $PREP_DIR/hkh"

@@ -106,6 +106,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "OMP_NUM_THREADS": "1",
         "KAGGLE_INPUT": str(tmp_path / "input"),
         "WORK_DIR": str(tmp_path / "working"),
+        "SCRATCH_DIR": str(tmp_path / "scratch"),
         "ACCELERATE_CONFIG": str(REPO_ROOT / "accelerate_configs" / "cpu.yaml"),
         "PRETRAIN_CONFIG": "tiny",
         "FINETUNE_CONFIG": "tiny",
@@ -162,7 +163,7 @@ def test_preprocess_and_pretrain_phases_run_and_resume(tmp_path):
     )
 
     _run("01_preprocess.sh", env)
-    prepared = tmp_path / "working" / "prepared"
+    prepared = tmp_path / "scratch" / "prepared"  # the scratch disk, not the kept /kaggle/working
     assert (prepared / "hkh" / "manifest.json").is_file() and (
         prepared / "competition" / "manifest.json"
     ).is_file()
