@@ -6,7 +6,7 @@
 Scenes come from the sample-data generator (15-band Landsat 7 GeoTIFFs with zero-filled
 edges and SLC-off gaps, label polygons in GeoJSON). Each count runs ``glacier preprocess hkh``
 in a fresh Python process over the first N scenes (the same polygon files every time) and
-reports wall time and the process's peak resident memory (``ru_maxrss``). Raw scenes are
+reports wall time and the process's peak resident memory (VmHWM). Raw scenes are
 read window by window and the arrays are written with plain writes, so the peak should not
 depend on N; a memory-mapped output would keep every written page resident instead.
 """
@@ -21,20 +21,28 @@ import sys
 import tempfile
 from pathlib import Path
 
-_CHILD = """
-import json, resource, sys, time
+# Peak RSS of this process image: VmHWM of /proc/self/status. getrusage's ru_maxrss would do,
+# but Linux carries it over from the parent through fork and exec, so a child started by a
+# large parent reports the parent's size.
+_PEAK = """
+def peak_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+"""
+_CHILD = _PEAK + """
+import json, sys, time
 start = time.perf_counter()
 from glacier.data.prepare import PrepareOptions, prepare_hkh
 summary = prepare_hkh(sys.argv[1], sys.argv[2], options=PrepareOptions(tile_size=int(sys.argv[3]), num_folds=1),
                       progress=False)
 seconds = time.perf_counter() - start
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-print(json.dumps({"tiles": summary.num_tiles, "seconds": seconds, "peak_mib": peak_kib / 1024}))
+print(json.dumps({"tiles": summary.num_tiles, "seconds": seconds, "peak_mib": peak_mib()}))
 """
-_IMPORT_ONLY = """
-import json, resource
+_IMPORT_ONLY = _PEAK + """
+import json
 import glacier.data.prepare  # noqa: F401
-print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"peak_mib": peak_mib()}))
 """
 
 
