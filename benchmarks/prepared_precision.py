@@ -75,7 +75,9 @@ def main() -> None:
     a, b, c = (values for _, values in rows)
     fmt_gap = sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)
     seed_gap = sum(abs(x - y) for x, y in zip(a, c, strict=True)) / len(a)
-    print(f"\nmean |fold MCC difference|: float16 vs float32 {fmt_gap:.3f}; seed A vs seed B (float32) {seed_gap:.3f}")
+    print(
+        f"\nmean |fold MCC difference|: float16 vs float32 {fmt_gap:.3f}; seed A vs seed B (float32) {seed_gap:.3f}"
+    )
 
 
 if __name__ == "__main__":

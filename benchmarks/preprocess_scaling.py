@@ -7,8 +7,8 @@ Scenes come from the sample-data generator (15-band Landsat 7 GeoTIFFs with zero
 edges and SLC-off gaps, label polygons in GeoJSON). Each count runs ``glacier preprocess hkh``
 in a fresh Python process over the first N scenes (the same polygon files every time) and
 reports wall time and the process's peak resident memory (VmHWM). Raw scenes are
-read window by window and the arrays are written with plain writes, so the peak should not
-depend on N; a memory-mapped output would keep every written page resident instead.
+read window by window and the arrays are written one tile at a time, so the peak should
+not depend on N.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def peak_mib():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 """
-_CHILD = _PEAK + """
+_CHILD = (
+    _PEAK
+    + """
 import json, sys, time
 start = time.perf_counter()
 from glacier.data.prepare import PrepareOptions, prepare_hkh
@@ -39,11 +41,15 @@ summary = prepare_hkh(sys.argv[1], sys.argv[2], options=PrepareOptions(tile_size
 seconds = time.perf_counter() - start
 print(json.dumps({"tiles": summary.num_tiles, "seconds": seconds, "peak_mib": peak_mib()}))
 """
-_IMPORT_ONLY = _PEAK + """
+)
+_IMPORT_ONLY = (
+    _PEAK
+    + """
 import json
 import glacier.data.prepare  # noqa: F401
 print(json.dumps({"peak_mib": peak_mib()}))
 """
+)
 
 
 def _run(code: str, *args: str) -> dict:

@@ -105,13 +105,19 @@ def workflow_budget(
     over = (
         ", over the 300 MB limit: ship fewer members (--members)" if shipped > SUBMISSION_LIMIT_BYTES else ""
     )
+
+    def states(cfg: GlacierConfig, sizes: ModelSizes, runs: int) -> str:
+        return f"{runs * cfg.checkpoints.keep_last * sizes.state / 1e9:.2f} GB of it {cfg.checkpoints.keep_last} states per run"
+
     return [
         BudgetItem("scratch", f"prepared HKH: {hkh_tiles} tiles x {len(bands)} bands x {tile_size}^2, float16",
                    fmt.prepared_bytes(hkh_tiles, len(bands), tile_size)),
         BudgetItem("scratch", f"prepared competition: {competition_tiles} tiles", fmt.prepared_bytes(competition_tiles, len(bands), tile_size)),
-        BudgetItem("working", "runs/hkh_pretrain (best, last, states)", run_folder_bytes(pretrain, pre)),
-        BudgetItem("working", f"runs/competition_finetune: {folds} fold runs", folds * run_folder_bytes(finetune, fine)),
-        BudgetItem("working", f"runs/ensemble/runs: {seeds} seeds x {folds} folds", members * run_folder_bytes(finetune, fine)),
+        BudgetItem("working", f"runs/hkh_pretrain: best, last ({states(pretrain, pre, 1)})", run_folder_bytes(pretrain, pre)),
+        BudgetItem("working", f"runs/competition_finetune: {folds} fold runs ({states(finetune, fine, folds)})",
+                   folds * run_folder_bytes(finetune, fine)),
+        BudgetItem("working", f"runs/ensemble/runs: {seeds} seeds x {folds} folds ({states(finetune, fine, members)})",
+                   members * run_folder_bytes(finetune, fine)),
         BudgetItem("working", f"runs/ensemble/members: {members} model folders", members * fine.folder),
         BudgetItem("working", f"submission/model.pth: {members} members, {precision}{over}", shipped),
     ]  # fmt: skip

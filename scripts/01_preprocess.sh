@@ -14,6 +14,8 @@ mkdir -p "$PREP_DIR"
 
 if [ -f "$PREP_DIR/hkh/manifest.json" ]; then
   echo "prepared HKH exists: $PREP_DIR/hkh"
+elif run_finished "$PRETRAIN_RUN"; then
+  echo "pretraining has finished ($PRETRAIN_RUN): prepared HKH not needed, not re-created"
 else
   log "preprocess HKH ($DATA_DIR/hkh -> $PREP_DIR/hkh)"
   glacier preprocess hkh "$DATA_DIR/hkh" --out "$PREP_DIR/hkh" --tile-size "$TILE_SIZE" --folds "$FOLDS"

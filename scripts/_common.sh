@@ -51,6 +51,11 @@ resume_args() {
   fi
 }
 
+# Whether the run folder $1 holds a finished run (its result.json says completed or early stop).
+run_finished() {
+  python -c 'import sys; from glacier.artifacts.run import RunFolder; sys.exit(RunFolder(sys.argv[1]).finished_result() is None)' "$1" 2>/dev/null
+}
+
 # Push a finished phase's folder to the Hub (branch = phase name) when HF_REPO is set.
 push_phase() {
   local folder="$1" branch="$2"

@@ -175,5 +175,10 @@ def test_preprocess_and_pretrain_phases_run_and_resume(tmp_path):
     assert (run / "best" / "model.safetensors").is_file(), first.stdout[-2000:]
     assert "HF_REPO not set" in first.stdout
     second = _run("02_pretrain.sh", env)
-    assert "--resume" not in second.stderr  # accepted option
+    assert "pretraining has finished" in second.stdout and "--resume" not in second.stderr
     assert list((run / "states").glob("state_*"))
+    # A new session: the scratch disk is empty, and a finished pretraining needs no HKH.
+    shutil.rmtree(prepared)
+    third = _run("01_preprocess.sh", env)
+    assert "prepared HKH not needed" in third.stdout and not (prepared / "hkh").exists()
+    assert (prepared / "competition" / "manifest.json").is_file()  # re-created: fine-tuning needs it
