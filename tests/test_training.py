@@ -27,8 +27,10 @@ def test_finetune_one_fold_writes_the_run_folder(cli, prep, tmp_path, capsys):
         "finetune", "--config", "tiny", "--data", prep, "--out", run, "--epochs", "2", "--fold", "1", *FAST
     )
     assert code == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "epoch 2/2" in printed and "MCC" in printed and "1 process(es)" in printed
+    assert "validate" in captured.err and "epoch 1/2" in captured.err  # progress bars for both
 
     for name in ("config.yaml", "metrics.csv", "result.json", "best/model.safetensors", "last/config.json"):
         assert (run / name).is_file(), name
@@ -244,3 +246,25 @@ def test_bad_options_are_clear_errors(cli, prep, tmp_path, capsys):
     )
     assert "fold 5 is out of range" in capsys.readouterr().err
     assert not ens.exists()
+    # --seed and --fold, as on every training command, repeated or as lists.
+    assert (
+        cli(
+            "ensemble",
+            "--config",
+            "tiny",
+            "--data",
+            prep,
+            "--out",
+            ens,
+            "--seed",
+            "1",
+            "--fold",
+            "0",
+            "--fold",
+            "5",
+        )
+        == 1
+    )
+    assert "fold 5 is out of range" in capsys.readouterr().err
+    assert cli("ensemble", "--config", "tiny", "--data", prep, "--out", ens, "--seed", "1,x") == 1
+    assert "--seed '1,x': write integers" in capsys.readouterr().err

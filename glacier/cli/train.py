@@ -48,16 +48,21 @@ InitFromOpt = Annotated[
 AllFoldsOpt = Annotated[bool, typer.Option("--all-folds", help="Every fold of the prepared dataset.")]
 
 
-def _int_list(text: str | None, option: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"{option} {text!r}: write comma-separated integers, e.g. 42,123,456") from None
+def _int_list(values: list[str] | None, option: str) -> list[int] | None:
+    """Integers from a repeated option, each value possibly comma-separated: ``--seed 42 --seed 43``
+    or ``--seed 42,43``; None when the option was not given."""
     if not values:
+        return None
+    text = ",".join(values)
+    try:
+        numbers = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"{option} {text!r}: write integers, e.g. {option} 42,43 or {option} 42 {option} 43"
+        ) from None
+    if not numbers:
         raise ConfigError(f"{option}: give at least one value")
-    return values
+    return numbers
 
 
 @app.command()
@@ -114,7 +119,12 @@ def finetune(
 def ensemble(
     out: Annotated[Path, typer.Option("--out", "-o", help="Ensemble folder to write.")],
     seeds: Annotated[
-        str, typer.Option("--seeds", help="Comma-separated seeds, one member per seed and fold.")
+        list[str],
+        typer.Option(
+            "--seed",
+            "--seeds",
+            help="Member seeds: repeat --seed or give a comma-separated list (42,43,44).",
+        ),
     ],
     config: ConfigOpt = "competition_finetune",
     data: DataOpt = None,
@@ -123,7 +133,12 @@ def ensemble(
     lr: LrOpt = None,
     set_: SetOpt = None,
     folds: Annotated[
-        str | None, typer.Option("--folds", help="Comma-separated validation folds, e.g. 0,1,2.")
+        list[str] | None,
+        typer.Option(
+            "--fold",
+            "--folds",
+            help="Validation folds: repeat --fold or give a comma-separated list (0,1,2).",
+        ),
     ] = None,
     all_folds: AllFoldsOpt = False,
     init_from: InitFromOpt = None,
@@ -132,18 +147,19 @@ def ensemble(
 ) -> None:
     """Train seed x fold members and write one ensemble folder (predict and export read it).
 
-    Without --folds / --all-folds each seed trains on the config's fold (data.fold).
+    One member per seed and fold; without --fold or --all-folds, on the config's data.fold.
+    Like every training command it takes --seed and --fold (repeat them, or give lists).
     """
     from glacier.training.runs import ALL_FOLDS
     from glacier.training.workflows import ensemble as run
 
-    if all_folds and folds is not None:
-        raise ConfigError("--folds and --all-folds exclude each other")
+    if all_folds and folds:
+        raise ConfigError("--fold and --all-folds exclude each other")
     cfg = config_from_options(config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr)
     run(
         cfg,
-        seeds=_int_list(seeds, "--seeds"),
-        folds=ALL_FOLDS if all_folds else _int_list(folds, "--folds"),
+        seeds=_int_list(seeds, "--seed"),
+        folds=ALL_FOLDS if all_folds else _int_list(folds, "--fold"),
         out=out,
         init_from=init_from,
         resume=resume,

@@ -42,7 +42,7 @@ from glacier.training.checkpoints import StopPolicy
 from glacier.training.history import EpochSums, epoch_line, epoch_row
 from glacier.training.initial_weights import freeze_unused_parameters, init_report_line, init_weights
 from glacier.training.provenance import ModelWriter, model_metrics
-from glacier.training.step import StepOutput, all_finite, pad_to_stride, train_step, validate
+from glacier.training.step import StepOutput, all_finite, pad_to_stride, progress_bar, train_step, validate
 
 
 @dataclasses.dataclass
@@ -249,7 +249,9 @@ def train_epoch(accelerator, parts: Parts, policy: StopPolicy, epoch: int, cfg: 
         parts.loss_fn.set_epoch(epoch)
     sums = policy.epoch_sums()
     batches = policy.batches(parts.train_loader, epoch)
-    bar = _progress_bar(accelerator, len(parts.train_loader), policy.state.batch_in_epoch, epoch, tcfg.epochs)
+    bar = progress_bar(
+        accelerator, len(parts.train_loader), f"epoch {epoch + 1}/{tcfg.epochs}", policy.state.batch_in_epoch
+    )
     parts.model.train()
     for batch_number, batch in enumerate(batches, start=policy.state.batch_in_epoch + 1):
         out = train_step(accelerator, parts.model, batch, parts.loss_fn, parts.optimizer, tcfg.max_grad_norm)
@@ -265,20 +267,6 @@ def train_epoch(accelerator, parts: Parts, policy: StopPolicy, epoch: int, cfg: 
             break
     bar.close()
     return sums
-
-
-def _progress_bar(accelerator, total: int, initial: int, epoch: int, epochs: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=f"epoch {epoch + 1}/{epochs}",
-        disable=not accelerator.is_main_process,
-        mininterval=1.0,
-        dynamic_ncols=True,
-        leave=False,
-    )
 
 
 def _validate_and_record(

@@ -66,6 +66,21 @@ def pad_to_stride(
     return F.pad(images, (0, pw, 0, ph)), F.pad(masks, (0, pw, 0, ph), value=IGNORE_INDEX)
 
 
+def progress_bar(accelerator, total: int, desc: str, initial: int = 0):
+    """A tqdm bar on the main process (silent on the others), for training and validation."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        disable=not accelerator.is_main_process,
+        mininterval=1.0,
+        dynamic_ncols=True,
+        leave=False,
+    )
+
+
 @torch.no_grad()
 def validate(accelerator, model, loader, loss_fn, stride: int, num_classes: int) -> dict[str, Any]:
     """Whole-tile validation: MCC, IoU... from the summed confusion of every tile exactly
@@ -76,6 +91,7 @@ def validate(accelerator, model, loader, loss_fn, stride: int, num_classes: int)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=accelerator.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
     tiles = 0
+    bar = progress_bar(accelerator, len(loader), "validate")
     for batch in loader:
         images, masks = pad_to_stride(batch["image"], batch["mask"], stride)
         logits, boundary_logits = model(images, with_boundary=True)
@@ -95,6 +111,8 @@ def validate(accelerator, model, loader, loss_fn, stride: int, num_classes: int)
         confusion += cm.sum(0).to(confusion.dtype)
         loss_sum += losses.double().sum()
         tiles += len(losses)
+        bar.update()
+    bar.close()
     model.train()
     metrics = metrics_from_confusion(confusion.cpu().numpy())
     metrics["loss"] = float(loss_sum.item() / max(tiles, 1))
