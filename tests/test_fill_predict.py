@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 import tifffile
-from test_predict import STATS, tiny_model, write_scenes
+from test_predict import STATS, read_bands, smp_mask_from_card, tiny_model, write_scenes
 
 from glacier.data.competition import find_scenes, read_scene_image
 from glacier.data.raster import write_raster
@@ -74,3 +74,14 @@ def test_solution_py_agrees_at_fill(model, filled_scenes, tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name, where in fill.items():
         assert (tifffile.imread(out / name)[where] == 0).all()
+
+
+def test_the_model_cards_plain_smp_code_agrees_at_fill(cli, model, filled_scenes, tmp_path):
+    root, fill = filled_scenes
+    out = tmp_path / "pred"
+    assert cli("predict", model, root, "--out", out, "--tta", "none", "--device", "cpu") == 0
+    with rasterio.open(out / "img001.tif") as src:  # 64 x 64, a multiple of the stride; 20 px of fill
+        expected = src.read(1)
+    mask = smp_mask_from_card((model / "README.md").read_text(), str(model), read_bands(root, "img001.tif"))
+    np.testing.assert_array_equal(mask, expected)
+    assert (mask[fill["img001.tif"]] == 0).all() and len(np.unique(mask)) > 1

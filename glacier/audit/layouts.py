@@ -17,7 +17,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import Affine
 
 from glacier.audit.report import BandTally, Finding, InspectReport
-from glacier.data.competition import CompetitionScenes
+from glacier.data.competition import CompetitionScenes, find_band_root
 from glacier.data.fill import find_fill
 from glacier.data.hkh import HkhScenes, HkhSlices, scene_band_names, slice_mask_to_classes
 from glacier.data.mask_check import MaskCheck
@@ -87,13 +87,13 @@ def read_source(src: Path, max_images: int, pixels_per_scene: int) -> InspectRep
     if HkhScenes.holds(src):
         return _hkh_scenes(HkhScenes(src), max_images, pixels_per_scene)
     try:
-        scenes = CompetitionScenes(src, require_labels=False)
+        find_band_root(src)
     except DataError as exc:
         raise DataError(
             f"{exc}; glacier inspect also reads HKH slices (slices/slice_S_img_N.npy) and raw scenes "
             "(raster_data/ + vector_data/)"
         ) from None
-    return _competition(src, scenes, max_images)
+    return _competition(src, CompetitionScenes(src, require_labels=False), max_images)
 
 
 def _competition(src: Path, scenes: CompetitionScenes, max_images: int) -> InspectReport:
