@@ -61,7 +61,7 @@ def encoded_to_index(mask: np.ndarray, source: str = "mask") -> np.ndarray:
     return _VALUE_TO_INDEX[values.astype(np.uint8)]
 
 
-def snap_to_class_values(mask: np.ndarray) -> tuple[np.ndarray, int]:
+def snap_to_class_values(mask: np.ndarray, source: str = "mask") -> tuple[np.ndarray, int]:
     """Each label value moved to the nearest class value (0/85/170/255); returns the
     uint8 mask and how many pixels moved.
 
@@ -70,7 +70,7 @@ def snap_to_class_values(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """
     values = np.asarray(mask, dtype=np.float64)
     if not np.isfinite(values).all():
-        raise DataError("label values must be finite to snap them (found NaN or inf)")
+        raise DataError(f"{source}: label values must be finite to snap them (found NaN or inf)")
     classes = np.asarray(CLASS_VALUES, dtype=np.float64)
     nearest = np.abs(values[..., None] - classes).argmin(axis=-1)
     snapped = classes.astype(np.uint8)[nearest]

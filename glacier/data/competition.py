@@ -241,7 +241,7 @@ class CompetitionScenes(ImageSource):
         """The label as uint8 class indices 0..3 (from the 0/85/170/255 encoding)."""
         data, _ = read_single_band(scene.label_path)
         if self.snap_labels:
-            data, self.snapped_pixels[scene.tile_id] = snap_to_class_values(data)
+            data, self.snapped_pixels[scene.tile_id] = snap_to_class_values(data, str(scene.label_path))
         try:
             mask = encoded_to_index(data, source=str(scene.label_path))
         except DataError as exc:
@@ -255,8 +255,8 @@ class CompetitionScenes(ImageSource):
 
 
 def _require_every_band(root: Path, found: list[str]) -> None:
-    """Band folders found by themselves must be the competition's full set: a missing one
-    would shift every later band into the wrong channel."""
+    """Band folders found by themselves must be the competition's full set: the models take
+    all five bands, and data without one would only fail later, at training or prediction."""
     missing = [n for n in COMPETITION_BAND_FOLDERS if n not in found]
     if missing and found:
         raise DataError(
