@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,6 @@ from glacier.errors import GlacierError, ModelError
 from glacier.report import DemoReport, StageTiming
 
 NUM_FOLDS = 5
-SLICES_PER_HKH_SCENE = 4  # the sample generator cuts each HKH scene into 2 x 2 slices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +43,11 @@ class DemoSize:
     image_size: int
     """Side of every sample image, in pixels."""
     hkh_slices: int
-    """HKH-format slices (LILA .npy layout) for pretraining."""
+    """HKH-format slices (LILA .npy layout); 0: pretraining reads the raw scenes."""
     hkh_slice_size: int
     hkh_scenes: int
-    """Raw HKH-format scenes (Landsat 7 GeoTIFF + label polygons)."""
+    """Raw HKH-format scenes (Landsat 7 GeoTIFF + label polygons): what pretraining reads, as
+    the Kaggle scripts do (the slices do not fit a Kaggle disk)."""
     tile_size: int
     """Tile size of both prepared datasets."""
     pretrain_epochs: int
@@ -61,6 +60,7 @@ class DemoSize:
     finetune_config: str
     batch_size: int | None = None
     tta: str = "flip"
+    hkh_scene_shape: tuple[int, int] = (260, 300)
 
 
 SIZES: dict[str, DemoSize] = {
@@ -70,9 +70,9 @@ SIZES: dict[str, DemoSize] = {
         images=10,
         test_images=2,
         image_size=64,
-        hkh_slices=8,
+        hkh_slices=0,
         hkh_slice_size=64,
-        hkh_scenes=1,
+        hkh_scenes=2,
         tile_size=64,
         pretrain_epochs=2,
         finetune_epochs=2,
@@ -81,6 +81,7 @@ SIZES: dict[str, DemoSize] = {
         extra_seeds=1,
         pretrain_config="tiny",
         finetune_config="tiny",
+        hkh_scene_shape=(128, 128),
     ),
     # The user demo: about 10 minutes on 2 CPU cores, and the models learn something.
     "default": DemoSize(
@@ -88,9 +89,9 @@ SIZES: dict[str, DemoSize] = {
         images=25,
         test_images=5,
         image_size=128,
-        hkh_slices=24,
+        hkh_slices=0,
         hkh_slice_size=128,
-        hkh_scenes=2,
+        hkh_scenes=6,
         tile_size=128,
         pretrain_epochs=8,
         finetune_epochs=6,
@@ -106,9 +107,9 @@ SIZES: dict[str, DemoSize] = {
         images=25,
         test_images=5,
         image_size=512,
-        hkh_slices=40,
+        hkh_slices=0,
         hkh_slice_size=512,
-        hkh_scenes=2,
+        hkh_scenes=10,
         tile_size=512,
         pretrain_epochs=40,
         finetune_epochs=60,
@@ -117,6 +118,7 @@ SIZES: dict[str, DemoSize] = {
         extra_seeds=1,
         pretrain_config="hkh_pretrain",
         finetune_config="competition_finetune",
+        hkh_scene_shape=(1024, 1024),
     ),
 }
 
@@ -217,11 +219,13 @@ def stage_sample_data(ctx: DemoContext) -> str:
         hkh_slices=s.hkh_slices,
         hkh_slice_size=s.hkh_slice_size,
         hkh_scenes=s.hkh_scenes,
+        hkh_scene_shape=s.hkh_scene_shape,
     )
     ctx.outputs["sample data"] = ctx.paths.data
+    scene = " x ".join(map(str, s.hkh_scene_shape))
     return (
         f"{s.images} training + {s.test_images} held-out test images of {s.image_size} px; "
-        f"HKH: {s.hkh_slices} slices of {s.hkh_slice_size} px, {s.hkh_scenes} raw scenes -> {ctx.paths.data}"
+        f"HKH: {s.hkh_scenes} raw scenes of {scene} px, {s.hkh_slices} slices -> {ctx.paths.data}"
     )
 
 
@@ -232,14 +236,19 @@ def stage_preprocess(ctx: DemoContext) -> str:
     competition = prepare_competition(
         ctx.paths.competition / "Train", ctx.paths.prepared / "competition", options, progress=False
     )
-    # HKH folds group the slices of one scene (4 slices each); pretraining validates on fold 0.
-    scenes = math.ceil(ctx.size.hkh_slices / SLICES_PER_HKH_SCENE)
-    hkh_options = dataclasses.replace(options, num_folds=min(NUM_FOLDS, scenes))
-    hkh = prepare_hkh(
-        ctx.paths.hkh / "slices", ctx.paths.prepared / "hkh", options=hkh_options, progress=False
+    # The Kaggle scripts' route: raw scenes + label polygons. A scene is a fold group;
+    # pretraining validates on fold 0.
+    hkh_options = dataclasses.replace(options, num_folds=min(NUM_FOLDS, ctx.size.hkh_scenes))
+    hkh = prepare_hkh(ctx.paths.hkh, ctx.paths.prepared / "hkh", options=hkh_options, progress=False)
+    ctx.results["prepared"] = {
+        "competition": competition.num_tiles,
+        "hkh": hkh.num_tiles,
+        "fill": {"competition": competition.fill_fraction, "hkh": hkh.fill_fraction},
+    }
+    return (
+        f"competition: {competition.num_tiles} tiles, {100 * competition.fill_fraction:.1f}% fill; "
+        f"HKH (raw scenes): {hkh.num_tiles} tiles, {100 * hkh.fill_fraction:.1f}% fill"
     )
-    ctx.results["prepared"] = {"competition": competition.num_tiles, "hkh": hkh.num_tiles}
-    return f"competition: {competition.num_tiles} tiles; HKH (slices): {hkh.num_tiles} tiles"
 
 
 def stage_pretrain(ctx: DemoContext) -> str:

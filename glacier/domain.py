@@ -28,28 +28,53 @@ IGNORE_INDEX = 255
 _VALUE_TO_INDEX = np.full(256, IGNORE_INDEX, dtype=np.uint8)
 for _index, _value in enumerate(CLASS_VALUES):
     _VALUE_TO_INDEX[_value] = _index
-_VALID_VALUE = np.zeros(256, dtype=bool)
-_VALID_VALUE[list(CLASS_VALUES)] = True
+
+
+def stray_label_values(mask: np.ndarray) -> list[tuple[float, int]]:
+    """(value, pixel count) of every value of ``mask`` outside the encoding, most common first."""
+    values, counts = np.unique(np.asarray(mask), return_counts=True)
+    stray = [(v.item(), int(n)) for v, n in zip(values, counts, strict=True) if v not in CLASS_VALUES]
+    return sorted(stray, key=lambda pair: -pair[1])
+
+
+def describe_stray_labels(stray: list[tuple[float, int]], limit: int = 6) -> str:
+    """``"3 values outside 0/85/170/255 in 52 pixels: 84 (40 px), 86 (12 px)"``, for messages."""
+    shown = ", ".join(f"{value:g} ({count} px)" for value, count in stray[:limit])
+    more = f", and {len(stray) - limit} more" if len(stray) > limit else ""
+    pixels = sum(count for _, count in stray)
+    encoding = "/".join(str(v) for v in CLASS_VALUES)
+    return f"{len(stray)} value(s) outside {encoding} in {pixels} pixel(s): {shown}{more}"
 
 
 def encoded_to_index(mask: np.ndarray, source: str = "mask") -> np.ndarray:
     """Map a competition-encoded mask (0/85/170/255) to class indices 0..3.
 
-    Raises a DataError naming ``source`` if any value is outside the encoding.
+    Raises a DataError naming ``source``, the stray values and their pixel counts if any
+    value is outside the encoding (``snap_to_class_values`` maps them instead).
     """
     values = np.asarray(mask)
-    if values.dtype.kind not in "iu" or values.size and (values.min() < 0 or values.max() > 255):
-        bad = np.unique(values)[:8]
-        raise DataError(f"{source}: label values {bad.tolist()} are not in the encoding {list(CLASS_VALUES)}")
-    values = values.astype(np.uint8, copy=False)
-    valid = _VALID_VALUE[values]
-    if not valid.all():
-        bad = np.unique(values[~valid])[:8]
+    stray = stray_label_values(values)
+    if stray:
         raise DataError(
-            f"{source}: label values {bad.tolist()} are not in the encoding {list(CLASS_VALUES)} "
-            "(0 background, 85 glacier, 170 debris, 255 lake)"
+            f"{source}: label {describe_stray_labels(stray)} (0 background, 85 glacier, 170 debris, 255 lake)"
         )
-    return _VALUE_TO_INDEX[values]
+    return _VALUE_TO_INDEX[values.astype(np.uint8)]
+
+
+def snap_to_class_values(mask: np.ndarray, source: str = "mask") -> tuple[np.ndarray, int]:
+    """Each label value moved to the nearest class value (0/85/170/255); returns the
+    uint8 mask and how many pixels moved.
+
+    Labels resized with interpolation hold values between the classes (phase 1's
+    ``Y_output_resized_*``); the nearest class value is what the resampling blurred.
+    """
+    values = np.asarray(mask, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise DataError(f"{source}: label values must be finite to snap them (found NaN or inf)")
+    classes = np.asarray(CLASS_VALUES, dtype=np.float64)
+    nearest = np.abs(values[..., None] - classes).argmin(axis=-1)
+    snapped = classes.astype(np.uint8)[nearest]
+    return snapped, int((snapped != values).sum())
 
 
 def index_to_encoded(indices: np.ndarray) -> np.ndarray:
@@ -130,6 +155,8 @@ def resolve_bands(names: list[str] | tuple[str, ...] | str, sensor: str | None =
     """Resolve a list (or comma-separated string) of band names to canonical names."""
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
+    if not names:
+        raise DataError("the band list names no band; give band names separated by commas, e.g. blue,swir1")
     resolved = tuple(canonical_band(n, sensor) for n in names)
     if len(set(resolved)) != len(resolved):
         raise DataError(f"band list {list(names)} names a band twice")

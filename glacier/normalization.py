@@ -1,7 +1,7 @@
 """Per-band normalisation: the statistics travel with datasets and models.
 
-Inputs are standardised per band, ``(x - mean) / std``, and NaN (no data) becomes 0 after
-that, i.e. the band mean. The same function serves the training loader and prediction;
+Inputs are standardised per band, ``(x - mean) / std``, and NaN (fill, ``glacier.data.fill``)
+becomes 0 after that, i.e. the band mean. The same function serves the training loader and prediction;
 the exported submission script repeats these two lines because it cannot import glacier.
 """
 
@@ -47,15 +47,50 @@ class BandStats:
         )
 
 
-def normalize(image: np.ndarray, stats: BandStats) -> np.ndarray:
-    """Standardise a (C, H, W) float image with ``stats``; NaN becomes 0. Returns float32."""
+def _mean_and_scale(stats: BandStats) -> tuple[np.ndarray, np.ndarray]:
+    """(C, 1, 1) float32 mean and std, a constant band's std 0 replaced by 1 (not inf)."""
     mean = np.asarray(stats.mean, dtype=np.float32)[:, None, None]
-    # A constant band has std 0: divide by 1 instead of producing inf.
     std = np.asarray(stats.std, dtype=np.float32)[:, None, None]
-    std = np.where(std > 0, std, 1.0).astype(np.float32)
+    return mean, np.where(std > 0, std, 1.0).astype(np.float32)
+
+
+def standardize(image: np.ndarray, stats: BandStats) -> np.ndarray:
+    """``(x - mean) / std`` of a (C, H, W) image as float32; NaN (fill) stays NaN."""
+    mean, std = _mean_and_scale(stats)
     # In place on one fresh copy: this runs per training sample (the loader's hot path).
     out = np.array(image, dtype=np.float32)
     out -= mean
     out /= std
+    return out
+
+
+def destandardize(values: np.ndarray, stats: BandStats) -> np.ndarray:
+    """The raw values of standardised ``values``, ``z * std + mean``, as float32 (NaN stays)."""
+    mean, std = _mean_and_scale(stats)
+    out = np.array(values, dtype=np.float32)
+    out *= std
+    out += mean
+    return out
+
+
+def normalize(image: np.ndarray, stats: BandStats) -> np.ndarray:
+    """Standardise a (C, H, W) float image with ``stats``; NaN becomes 0. Returns float32."""
+    out = standardize(image, stats)
+    np.copyto(out, 0.0, where=~np.isfinite(out))
+    return out
+
+
+def restandardize(values: np.ndarray, stored: BandStats, stats: BandStats) -> np.ndarray:
+    """Values standardised with ``stored`` -> standardised with ``stats``, NaN -> 0; float32.
+
+    The same as ``normalize`` of the raw image: ``(z * s1 + m1 - m2) / s2``. With equal
+    statistics (training on the dataset's own) it is only the conversion to float32.
+    """
+    out = np.array(values, dtype=np.float32)
+    if stored != stats:
+        mean1, std1 = _mean_and_scale(stored)
+        mean2, std2 = _mean_and_scale(stats)
+        out *= std1 / std2
+        out += (mean1 - mean2) / std2
     np.copyto(out, 0.0, where=~np.isfinite(out))
     return out

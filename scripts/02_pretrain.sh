@@ -6,11 +6,16 @@ set -euo pipefail
 # shellcheck source=scripts/_common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
-log "pretrain on HKH -> $PRETRAIN_RUN"
 status=0
-# shellcheck disable=SC2046  # resume_args prints 0 or 2 words
-train_phase "$PRETRAIN_RUN" pretrain --config "$PRETRAIN_CONFIG" --data "$PREP_DIR/hkh" \
-  --out "$PRETRAIN_RUN" $(resume_args "$PRETRAIN_RUN") || status=$?
-stop_on_failure "$status"
+# A finished run needs no prepared HKH (01_preprocess.sh does not re-create it then).
+if run_finished "$PRETRAIN_RUN"; then
+  echo "pretraining has finished: $PRETRAIN_RUN (delete it to train again)"
+else
+  log "pretrain on HKH -> $PRETRAIN_RUN"
+  # shellcheck disable=SC2046  # resume_args prints 0 or 2 words
+  train_phase "$PRETRAIN_RUN" pretrain --config "$PRETRAIN_CONFIG" --data "$PREP_DIR/hkh" \
+    --out "$PRETRAIN_RUN" $(resume_args "$PRETRAIN_RUN") || status=$?
+  stop_on_failure "$status"
+fi
 push_phase "$PRETRAIN_RUN" pretrain --include-states
 end_phase "$status"

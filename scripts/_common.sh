@@ -7,8 +7,14 @@
 REPO_DIR="${REPO_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 KAGGLE_INPUT="${KAGGLE_INPUT:-/kaggle/input}"
 WORK_DIR="${WORK_DIR:-/kaggle/working}"
+# The large disk that is lost at the session end: prepared data and HKH extracts live there,
+# and 01_preprocess.sh re-creates what is missing in each session. Only models, states and
+# results go to WORK_DIR (/kaggle/working keeps 20 GB). See docs/kaggle.md, "Disk budget".
+if [ -z "${SCRATCH_DIR:-}" ]; then
+  if [ -d /kaggle ]; then SCRATCH_DIR=/kaggle/temp; else SCRATCH_DIR="$WORK_DIR/scratch"; fi
+fi
 DATA_DIR="${DATA_DIR:-$WORK_DIR/data}"
-PREP_DIR="${PREP_DIR:-$WORK_DIR/prepared}"
+PREP_DIR="${PREP_DIR:-$SCRATCH_DIR/prepared}"
 RUNS_DIR="${RUNS_DIR:-$WORK_DIR/runs}"
 # pip constraints pinning the notebook's torch stack (written by kaggle_setup.sh); pass it to
 # any later install too: pip install -c "$PIP_CONSTRAINTS" PACKAGE
@@ -87,6 +93,11 @@ resume_args() {
   if [ -d "$1" ] && find "$1" -maxdepth 3 -path '*/states/state_*' -print -quit | grep -q .; then
     echo "--resume latest"
   fi
+}
+
+# Whether the run folder $1 holds a finished run (its result.json says completed or early stop).
+run_finished() {
+  python -c 'import sys; from glacier.artifacts.run import RunFolder; sys.exit(RunFolder(sys.argv[1]).finished_result() is None)' "$1" 2>/dev/null
 }
 
 # Push a finished phase's folder to the Hub (branch = phase name) when HF_REPO is set.

@@ -77,7 +77,11 @@ the pin: `!pip install -c /kaggle/working/pip-constraints.txt PACKAGE`.""",
     (
         "markdown",
         """## 1. Preprocess
-Tiles, band statistics and image-level folds, written once to `/kaggle/working/prepared`.""",
+Tiles (float16), band statistics and image-level folds, written to the scratch disk
+`/kaggle/temp/prepared` (the full HKH set does not fit the 20 GB of `/kaggle/working`:
+see the disk budget in docs/kaggle.md). Scratch is lost at the session end; a new session re-creates it here
+(`resume.sh` does too). Run `glacier inspect /kaggle/working/data/competition` first to see
+what the data holds.""",
     ),
     ("code", "!bash scripts/01_preprocess.sh"),
     (

@@ -15,7 +15,7 @@ import rasterio.warp
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from glacier.domain import CLASS_VALUES, COMPETITION_BAND_FOLDERS, HKH_SENSOR_BANDS
+from glacier.domain import CLASS_VALUES, COMPETITION_BAND_FOLDERS, HKH_BANDS, HKH_SENSOR_BANDS
 
 UTM = CRS.from_epsg(32644)  # WGS 84 / UTM 44N, over the Himalaya
 PHASE1_PREFIXES = ("B2_B2_masked_", "B3_B3_masked_", "B4_B4_masked_", "B6_B6_masked_", "B10_B10_masked_")
@@ -88,6 +88,16 @@ def make_competition(
     return train
 
 
+def paint_ice_and_debris(channels: np.ndarray, classes: np.ndarray) -> None:
+    """Give clean ice (1) and debris (2) of a (15, H, W) HKH image their physics, in place:
+    clean ice bright in green and dark in SWIR-1 (high NDSI), debris rock-like and warmer."""
+    green, swir1, tir, ndsi_neg = (HKH_BANDS.index(b) for b in ("green", "swir1", "tir", "ndsi_neg"))
+    for cls, (g, s, t) in {1: (190.0, 25.0, 70.0), 2: (80.0, 70.0, 95.0)}.items():
+        where = classes == cls
+        channels[green, where], channels[swir1, where], channels[tir, where] = g, s, t
+        channels[ndsi_neg, where] = (s - g) / (s + g)
+
+
 def make_hkh_slices(folder: Path, scenes: int = 3, per_scene: int = 2, size: int = 32, seed: int = 0) -> Path:
     """LILA-style ``slice_S_img_N.npy`` (H, W, 15) + ``slice_S_mask_N.npy`` (H, W, 3) pairs."""
     rng = np.random.default_rng(seed)
@@ -97,6 +107,7 @@ def make_hkh_slices(folder: Path, scenes: int = 3, per_scene: int = 2, size: int
             classes = class_map(rng, (size, size), debris=(s + n) % 2 == 0, lake=False)
             image = rng.normal(100, 10, (size, size, 15)).astype(np.float32)
             image[..., 0] += 50 * (classes > 0)  # blue brighter on ice
+            paint_ice_and_debris(image.transpose(2, 0, 1), classes)
             image[: size // 8, :, :] = np.nan  # a scan-line gap
             mask = np.zeros((size, size, 3), dtype=np.uint8)
             mask[..., 1] = classes == 1
@@ -129,6 +140,10 @@ def make_hkh_scenes(
     rng = np.random.default_rng(seed)
     h, w = size
     image = rng.uniform(0, 255, (15, h, w)).astype(np.float32)
+    classes = np.zeros(size, np.uint8)
+    classes[5:25, 5:35] = 1
+    classes[20:30, 10:20] = 2
+    paint_ice_and_debris(image, classes)
     image[:, h - 3 :, : w // 4] = np.nan
     transform = from_origin(300000.0, 3300000.0, 30.0, 30.0)
     write_tif(root / "raster_data" / "LE07_140041_20051012.tif", image, descriptions=HKH_SENSOR_BANDS)

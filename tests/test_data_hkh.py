@@ -56,16 +56,19 @@ def test_real_clip_read_by_band_name(hkh_fixtures, tmp_path):
     tiles = list(scenes.tiles(0, 128))
     assert [(t["row"], t["col"]) for t in tiles] == [(0, 0), (0, 128), (128, 0), (128, 128)]
     image, mask = tiles[0]["image"], tiles[0]["mask"]
-    np.testing.assert_array_equal(image[0], everything[4, :128, :128])  # B5 = swir1 is channel 4
-    np.testing.assert_array_equal(image[1], everything[0, :128, :128])
-    np.testing.assert_array_equal(image[2], everything[5, :128, :128])
-    np.testing.assert_array_equal(image[3], everything[13, :128, :128])
+    # The clip's corners are zero fill (0 in every band, no nodata tag): NaN in every band.
+    fill = (everything == 0).all(axis=0)
+    expected = np.where(fill, np.nan, everything[[4, 0, 5, 13]])  # B5 = swir1 is channel 4, ...
+    np.testing.assert_array_equal(image, expected[:, :128, :128])
     # Reprojection to WGS 84 and back bends the box edges slightly: allow a pixel of slack per edge.
-    assert abs(int((mask == 1).sum()) - 200) <= 30 and mask[35, 50] == 1 and mask[10, 10] == 0
+    assert abs(int((mask == 1).sum()) - 200) <= 30 and mask[35, 50] == 1
+    # (10, 10) is fill: unlabelled (ignore), not background; so is every fill pixel.
+    assert fill[10, 10] and mask[10, 10] == IGNORE_INDEX
+    assert (mask[fill[:128, :128]] == IGNORE_INDEX).all() and (mask[~fill[:128, :128]] != IGNORE_INDEX).all()
     # The 139 px wide scene leaves an 11 px remainder: padded with NaN and ignore.
     edge_image, edge_mask = tiles[1]["image"], tiles[1]["mask"]
     assert np.isnan(edge_image[:, :, 11:]).all() and (edge_mask[:, 11:] == IGNORE_INDEX).all()
-    assert not np.isnan(edge_image[:, :, :11]).any()
+    np.testing.assert_array_equal(np.isnan(edge_image[:, :, :11]).any(axis=0), fill[:128, 128:])
     # The whole scene read at once is the same pixels as its tiles.
     whole = scenes[0]
     assert whole["image"].shape == (4, 169, 139)

@@ -59,9 +59,13 @@ def test_open_errors(tmp_path, prepared):
     (damaged / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DataError, match="manifest.json: it lacks tiles; preprocess the data again"):
         PreparedDataset.open(damaged)
-    manifest["format_version"] = 2
+    manifest["format_version"] = 3
     (damaged / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(DataError, match="format version 2 is not 1"):
+    with pytest.raises(DataError, match=r"format version 3 is not one this glacier reads \(1, 2\); upgrade"):
+        PreparedDataset.open(damaged)
+    manifest["format_version"] = "2"
+    (damaged / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="format version '2' is not one this glacier reads"):
         PreparedDataset.open(damaged)
 
 
@@ -76,8 +80,10 @@ def test_samples_are_normalised_tensors(prepared):
     sample = dataset[1]
     assert sample["image"].dtype == torch.float32 and sample["image"].shape == (5, 32, 32)
     assert sample["mask"].dtype == torch.int64 and sample["mask"].shape == (32, 32)
-    expected = normalize(np.asarray(prepared.images[3]), prepared.stats)
-    np.testing.assert_allclose(sample["image"].numpy(), expected)
+    expected = normalize(prepared.raw_tile(3), prepared.stats)
+    np.testing.assert_allclose(sample["image"].numpy(), expected, atol=1e-5)
+    stored = np.asarray(prepared.images[3], dtype=np.float32)  # format 2: already standardised
+    np.testing.assert_array_equal(sample["image"].numpy(), np.nan_to_num(stored, nan=0.0))
     assert torch.isfinite(sample["image"]).all()
     assert (sample["image"][:, 8:, :] == 0).all()  # NaN padding -> 0
     assert (sample["mask"][8:, :] == IGNORE_INDEX).all()
@@ -86,9 +92,9 @@ def test_samples_are_normalised_tensors(prepared):
 def test_band_selection_and_stats_override(prepared):
     stats = BandStats(("tir", "blue", "red"), (10.0, 0.0, 5.0), (2.0, 1.0, 1.0))
     sample = TileDataset(prepared, [0], bands=["tir", "blue"], stats=stats)[0]
-    raw = np.asarray(prepared.images[0])
-    np.testing.assert_allclose(sample["image"][0].numpy(), (raw[4] - 10.0) / 2.0, rtol=1e-6)
-    np.testing.assert_allclose(sample["image"][1].numpy(), raw[0], rtol=1e-6)
+    raw = prepared.raw_tile(0)
+    np.testing.assert_allclose(sample["image"][0].numpy(), (raw[4] - 10.0) / 2.0, rtol=1e-5)
+    np.testing.assert_allclose(sample["image"][1].numpy(), raw[0], rtol=1e-5)
     with pytest.raises(DataError, match=r"bands \['nir'\] are not in this dataset"):
         TileDataset(prepared, [0], bands=["nir"])
 

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from data_factory import make_competition, make_hkh_scenes, make_hkh_slices, write_tif
 
+from glacier.data.competition import CompetitionScenes
 from glacier.data.folds import assign_folds, group_folds
+from glacier.data.prepared import PreparedDataset
 from glacier.data.prepared_format import MANIFEST_KEYS
 from glacier.domain import COMPETITION_BANDS, IGNORE_INDEX
 from glacier.errors import DataError
@@ -34,7 +36,12 @@ def test_competition_format(tmp_path, cli):
     )
     manifest, images, masks = _load(prep)
     # 40 px images, 32 px tiles: 2 x 2 tiles each, the remainder padded.
-    assert images.dtype == np.float32 and images.shape == (20, 5, 32, 32)
+    # Format 2: float16 standardised values, NaN at fill and padding.
+    assert images.dtype == np.float16 and images.shape == (20, 5, 32, 32)
+    assert manifest["format_version"] == 2 and manifest["image_values"] == {
+        "dtype": "float16",
+        "standardized": True,
+    }
     assert masks.dtype == np.uint8 and masks.shape == (20, 32, 32)
     assert manifest["format"] == "glacier-prepared" and manifest["num_tiles"] == 20
     assert manifest["bands"] == list(COMPETITION_BANDS) and manifest["sensor_bands"] == [
@@ -54,10 +61,17 @@ def test_competition_format(tmp_path, cli):
     for k, t in enumerate(manifest["tiles"]):
         assert t["class_counts"] == np.bincount(masks[k].ravel(), minlength=256)[:4].tolist()
     assert sum(i["class_counts"][1] for i in manifest["images"]) == manifest["class_counts"][1]
-    # Statistics: float64 nan-aware mean/std over every valid pixel, matching numpy.
-    values = np.asarray(images, dtype=np.float64).transpose(1, 0, 2, 3).reshape(5, -1)
-    np.testing.assert_allclose(manifest["stats"]["mean"], np.nanmean(values, axis=1), rtol=1e-10)
-    np.testing.assert_allclose(manifest["stats"]["std"], np.nanstd(values, axis=1), rtol=1e-10)
+    # Statistics: float64 nan-aware mean/std over every valid pixel of the source, matching numpy.
+    scenes = CompetitionScenes(train)
+    raw = np.stack([scenes[i]["image"] for i in range(len(scenes))]).astype(np.float64)
+    values = raw.transpose(1, 0, 2, 3).reshape(5, -1)
+    mean, std = np.nanmean(values, axis=1), np.nanstd(values, axis=1)
+    np.testing.assert_allclose(manifest["stats"]["mean"], mean, rtol=1e-10)
+    np.testing.assert_allclose(manifest["stats"]["std"], std, rtol=1e-10)
+    # Stored values are (x - mean) / std of the source tile, to float16 precision.
+    expected = (raw[0, :, :32, :32] - mean[:, None, None]) / std[:, None, None]
+    np.testing.assert_allclose(np.asarray(images[0], np.float64), expected, atol=2e-3)
+    np.testing.assert_allclose(PreparedDataset.open(prep).raw_tile(0), raw[0, :, :32, :32], rtol=1e-3)
     # Five images, five folds: one image each, and tiles follow their image's fold.
     assert sorted(i["fold"] for i in manifest["images"]) == [0, 1, 2, 3, 4]
     fold_of = {i["id"]: i["fold"] for i in manifest["images"]}
@@ -186,7 +200,7 @@ def test_hkh_slices_and_scenes(tmp_path, cli):
         (lambda t: (t / "Band4" / "img002.tif").unlink(), "missing from Band4"),
         (
             lambda t: write_tif(t / "labels" / "img001.tif", np.full((40, 40), 7, np.uint8)),
-            "labels/img001.tif: label values",
+            "labels/img001.tif: label 1 value(s) outside 0/85/170/255 in 1600 pixel(s): 7 (1600 px)",
         ),
         (
             lambda t: (t / "Band1" / "img003.tif").write_bytes(b"II*\x00garbage"),

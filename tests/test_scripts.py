@@ -106,6 +106,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "OMP_NUM_THREADS": "1",
         "KAGGLE_INPUT": str(tmp_path / "input"),
         "WORK_DIR": str(tmp_path / "working"),
+        "SCRATCH_DIR": str(tmp_path / "scratch"),
         "ACCELERATE_CONFIG": str(REPO_ROOT / "accelerate_configs" / "cpu.yaml"),
         "PRETRAIN_CONFIG": "tiny",
         "FINETUNE_CONFIG": "tiny",
@@ -167,7 +168,7 @@ def test_preprocess_and_pretrain_phases_run_and_resume(tmp_path):
     )
 
     _run("01_preprocess.sh", env)
-    prepared = tmp_path / "working" / "prepared"
+    prepared = tmp_path / "scratch" / "prepared"  # the scratch disk, not the kept /kaggle/working
     assert (prepared / "hkh" / "manifest.json").is_file() and (
         prepared / "competition" / "manifest.json"
     ).is_file()
@@ -179,8 +180,13 @@ def test_preprocess_and_pretrain_phases_run_and_resume(tmp_path):
     assert (run / "best" / "model.safetensors").is_file(), first.stdout[-2000:]
     assert "HF_REPO not set" in first.stdout
     second = _run("02_pretrain.sh", env)
-    assert "--resume" not in second.stderr  # accepted option
+    assert "pretraining has finished" in second.stdout and "--resume" not in second.stderr
     assert list((run / "states").glob("state_*"))
+    # A new session: the scratch disk is empty, and a finished pretraining needs no HKH.
+    shutil.rmtree(prepared)
+    third = _run("01_preprocess.sh", env)
+    assert "prepared HKH not needed" in third.stdout and not (prepared / "hkh").exists()
+    assert (prepared / "competition" / "manifest.json").is_file()  # re-created: fine-tuning needs it
 
 
 def test_a_stopped_phase_exits_3_a_failed_one_1_and_the_rerun_finishes(tmp_path):

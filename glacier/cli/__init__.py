@@ -43,7 +43,7 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     # Imported here so that `glacier --help` stays fast: command modules import torch lazily.
-    from glacier.cli import data, demo, evaluate, hub, predict, sample, train  # noqa: F401
+    from glacier.cli import data, demo, evaluate, hub, inspect_data, predict, sample, train  # noqa: F401
 
 
 def _print_version(value: bool) -> None:

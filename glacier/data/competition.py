@@ -22,7 +22,8 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
-from glacier.data.raster import read_single_band
+from glacier.data.fill import mark_fill, refuse_infinite
+from glacier.data.raster import check_fits_in_memory, read_single_band
 from glacier.data.sources import ImageRecord, ImageSource
 from glacier.data.tiling import ignore_no_data
 from glacier.domain import (
@@ -31,6 +32,7 @@ from glacier.domain import (
     COMPETITION_LABEL_FOLDERS,
     COMPETITION_SENSOR_BANDS,
     encoded_to_index,
+    snap_to_class_values,
     tile_id_from_name,
 )
 from glacier.errors import DataError
@@ -49,8 +51,10 @@ class CompetitionScenes(ImageSource):
     """The images of a competition ``Train/`` or ``Test/`` folder, sorted by tile id.
 
     ``root`` is the folder holding the band folders, or its parent. ``band_folders`` picks
-    folders by name (default: every Band<N> found, in numeric order). With
+    folders by name (default: Band1..Band5, all of which must be there). With
     ``require_labels`` every image needs a label in ``labels/`` (or phase 1's ``label/``).
+    Label values outside 0/85/170/255 are refused, or with ``snap_labels`` moved to the
+    nearest class value (``snapped_pixels`` counts them per image).
     """
 
     dataset = "competition"
@@ -63,12 +67,16 @@ class CompetitionScenes(ImageSource):
         root: str | Path,
         require_labels: bool = True,
         band_folders: list[str] | tuple[str, ...] | None = None,
+        snap_labels: bool = False,
     ) -> None:
         self.root = find_band_root(root)
         self.require_labels = require_labels
+        self.snap_labels = snap_labels
+        self.snapped_pixels: dict[str, int] = {}
         found = _band_folders_in(self.root)
         if band_folders is None:
             band_folders = sorted(found, key=lambda n: int(self.band_folder_pattern.match(n).group(1)))
+            _require_every_band(self.root, band_folders)
         self.band_folders = tuple(band_folders)
         self.label_folder = next(
             (self.root / n for n in self.label_folders if (self.root / n).is_dir()), None
@@ -78,6 +86,9 @@ class CompetitionScenes(ImageSource):
 
     def __len__(self) -> int:
         return len(self.scenes)
+
+    def labels_snapped(self) -> int:
+        return sum(self.snapped_pixels.values())
 
     @property
     def bands(self) -> tuple[str, ...]:
@@ -105,9 +116,22 @@ class CompetitionScenes(ImageSource):
         return sample
 
     def record(self, index: int) -> ImageRecord:
+        """Id, file and size from the headers of every band and the label, compared before
+        any pixel is read; an image too large to read whole is refused here."""
         scene = self.scenes[index]
-        source = scene.band_paths[0].relative_to(self.root).as_posix()
-        return ImageRecord(scene.tile_id, scene.tile_id, source, *self._shape(scene.band_paths[0]))
+        first = scene.band_paths[0]
+        height, width = self._shape(first)
+        # The reader holds each band twice (its own dtype, then float32) and the stacked image.
+        check_fits_in_memory(first, height * width * 4 * (len(scene.band_paths) + 2))
+        for path in scene.band_paths[1:] + ((scene.label_path,) if scene.label_path else ()):
+            if self._shape(path) != (height, width):
+                raise DataError(
+                    f"{path}: size {self._shape(path)} differs from {first} {(height, width)}; "
+                    "every band and the label of an image must have the same size"
+                )
+        return ImageRecord(
+            scene.tile_id, scene.tile_id, first.relative_to(self.root).as_posix(), height, width
+        )
 
     # ------------------------------------------------------------------------ layout
     def _files_in(self, folder: Path) -> dict[str, list[Path]]:
@@ -192,6 +216,7 @@ class CompetitionScenes(ImageSource):
         data, profile = read_single_band(path)
         if data.dtype.kind not in "iuf":
             raise DataError(f"{path}: pixel type {data.dtype} is not numeric")
+        refuse_infinite(data, str(path))
         band = data.astype(np.float32)
         if profile.get("nodata") is not None:
             band[data == profile["nodata"]] = np.nan
@@ -210,22 +235,34 @@ class CompetitionScenes(ImageSource):
                 )
             bands.append(band)
             profiles.append(profile)
-        image = np.stack(bands)
-        if np.isnan(image).all():
-            raise DataError(f"{scene.band_paths[0]} (image {scene.tile_id}): every pixel is NaN or nodata")
-        return image, profiles[0]
+        return mark_fill(np.stack(bands)), profiles[0]
 
-    @staticmethod
-    def _load_mask(scene: Scene, shape: tuple[int, ...]) -> np.ndarray:
+    def _load_mask(self, scene: Scene, shape: tuple[int, ...]) -> np.ndarray:
         """The label as uint8 class indices 0..3 (from the 0/85/170/255 encoding)."""
         data, _ = read_single_band(scene.label_path)
-        mask = encoded_to_index(data, source=str(scene.label_path))
+        if self.snap_labels:
+            data, self.snapped_pixels[scene.tile_id] = snap_to_class_values(data, str(scene.label_path))
+        try:
+            mask = encoded_to_index(data, source=str(scene.label_path))
+        except DataError as exc:
+            raise DataError(f"{exc}; pass --snap-labels to map them to the nearest class value") from None
         if mask.shape != tuple(shape):
             raise DataError(
                 f"{scene.label_path}: label shape {mask.shape} differs from image shape "
                 f"{tuple(shape)} ({scene.band_paths[0]}); labels must match their image pixel for pixel"
             )
         return mask
+
+
+def _require_every_band(root: Path, found: list[str]) -> None:
+    """Band folders found by themselves must be the competition's full set: the models take
+    all five bands, and data without one would only fail later, at training or prediction."""
+    missing = [n for n in COMPETITION_BAND_FOLDERS if n not in found]
+    if missing and found:
+        raise DataError(
+            f"{root}: band folder(s) {', '.join(missing)} missing (found {', '.join(found)}); "
+            f"competition data has {', '.join(COMPETITION_BAND_FOLDERS)}: restore the missing folder(s)"
+        )
 
 
 def _band_folders_in(folder: Path) -> dict[str, Path]:

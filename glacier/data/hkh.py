@@ -5,7 +5,8 @@
                         #  "mask": uint8 (H, W): 0 background, 1 clean ice, 2 debris, 255 no data}
 
 Channels are always chosen by band name (``glacier.domain.canonical_band(..., sensor="L7")``),
-never by position. HKH has no lake class; pixels that are NaN in any chosen band are ignored.
+never by position. HKH has no lake class; fill pixels (``glacier.data.fill``: 0 in every chosen
+band, or NaN) are unlabelled (ignore), not background.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from glacier.data.fill import mark_fill, refuse_infinite
 from glacier.data.polygons import SceneLabels, read_polygons
 from glacier.data.sources import ImageRecord, ImageSource
 from glacier.data.tiling import pad_image, pad_mask, tile_offsets
@@ -32,18 +34,22 @@ from glacier.errors import DataError
 CLEAN, DEBRIS = 1, 2  # class indices burnt from the two label layers (glacier.domain.CLASS_NAMES)
 
 
-def open_hkh(src: str | Path, bands: tuple[str, ...] = HKH_DEFAULT_BANDS) -> HkhSlices | HkhScenes:
+def open_hkh(
+    src: str | Path, bands: tuple[str, ...] = HKH_DEFAULT_BANDS, swap_labels: bool = False
+) -> HkhSlices | HkhScenes:
     """The HKH source in ``src``: ``glacier_data/``, its ``slices/`` (or a ``splits/<name>/``)
-    folder, or raw scenes (``raster_data/`` + ``vector_data/``)."""
+    folder, or raw scenes (``raster_data/`` + ``vector_data/``). ``swap_labels`` reads the
+    clean-ice labels as debris and the debris labels as clean ice (mask channels or polygon
+    layers given the other way round)."""
     band_indices(bands, HKH_BANDS, "HKH")  # a band HKH does not have fails before any reading
     src = Path(src)
     if not src.is_dir():
         raise DataError(f"{src}: folder not found (expected HKH glacier_data/, its slices/, or raw scenes)")
     for folder in (src / "slices", src):
         if HkhSlices.holds(folder):
-            return HkhSlices(folder, bands)
+            return HkhSlices(folder, bands, swap_labels)
     if HkhScenes.holds(src):
-        return HkhScenes(src, bands)
+        return HkhScenes(src, bands, swap_labels)
     raise DataError(
         f"{src}: not an HKH dataset folder; expected slices/slice_S_img_N.npy + slice_S_mask_N.npy, "
         "or raw scenes as raster_data/*.tif with vector_data/clean.* and vector_data/debris.* "
@@ -59,15 +65,19 @@ def band_indices(wanted: tuple[str, ...], available: tuple[str, ...], source: st
     return [available.index(b) for b in wanted]
 
 
-def slice_mask_to_classes(mask: np.ndarray, one_hot: bool = False, source: str = "mask") -> np.ndarray:
+def slice_mask_to_classes(
+    mask: np.ndarray, one_hot: bool = False, source: str = "mask", swap: bool = False
+) -> np.ndarray:
     """An (H, W, 3) HKH mask -> (H, W) class indices: clean ice 1, debris 2, else background 0.
 
     Slices masks are (all glacier, clean, debris); the splits' one-hot masks are
-    (clean, debris, background).
+    (clean, debris, background). ``swap`` reads the clean and debris channels the other way round.
     """
     if mask.ndim != 3 or mask.shape[2] < 3:
         raise DataError(f"{source}: expected an (H, W, 3) mask, got shape {mask.shape}")
     clean, debris = (mask[..., 0], mask[..., 1]) if one_hot else (mask[..., 1], mask[..., 2])
+    if swap:
+        clean, debris = debris, clean
     out = np.zeros(mask.shape[:2], dtype=np.uint8)
     out[clean > 0] = CLEAN
     out[debris > 0] = DEBRIS
@@ -102,9 +112,12 @@ class HkhSlices(_HkhSource):
     mask_name = "slice_{scene}_mask_{number}.npy"
     channels = HKH_BANDS
 
-    def __init__(self, folder: str | Path, bands: tuple[str, ...] = HKH_DEFAULT_BANDS) -> None:
+    def __init__(
+        self, folder: str | Path, bands: tuple[str, ...] = HKH_DEFAULT_BANDS, swap_labels: bool = False
+    ) -> None:
         self.folder = Path(folder)
         self.bands = tuple(bands)
+        self.swap_labels = swap_labels
         self._channels = band_indices(self.bands, self.channels, str(self.folder))
         self.one_hot_masks = "splits" in self.folder.resolve().parts
         self._verify()
@@ -165,11 +178,12 @@ class HkhSlices(_HkhSource):
         image = self._load_npy(path)
         if image.ndim != 3 or image.shape[2] != len(self.channels):
             raise DataError(f"{path}: expected (H, W, {len(self.channels)}) channel-last, got {image.shape}")
-        chosen = np.asarray(image[..., self._channels], dtype=np.float32)
-        return np.ascontiguousarray(np.moveaxis(chosen, -1, 0))
+        chosen = np.asarray(image[..., self._channels])
+        refuse_infinite(chosen, str(path))
+        return mark_fill(np.ascontiguousarray(np.moveaxis(chosen, -1, 0), dtype=np.float32))
 
     def _load_mask(self, path: Path, shape: tuple[int, ...]) -> np.ndarray:
-        mask = slice_mask_to_classes(self._load_npy(path), self.one_hot_masks, str(path))
+        mask = slice_mask_to_classes(self._load_npy(path), self.one_hot_masks, str(path), self.swap_labels)
         if mask.shape != tuple(shape):
             raise DataError(f"{path}: mask shape {mask.shape} differs from image {tuple(shape)}")
         return mask
@@ -201,12 +215,20 @@ class HkhScenes(_HkhSource):
     label_layers = (("clean", CLEAN), ("debris", DEBRIS))
     """Label layers in burn order: debris is burnt over clean ice."""
 
-    def __init__(self, root: str | Path, bands: tuple[str, ...] = HKH_DEFAULT_BANDS) -> None:
+    def __init__(
+        self, root: str | Path, bands: tuple[str, ...] = HKH_DEFAULT_BANDS, swap_labels: bool = False
+    ) -> None:
         self.root = Path(root)
         self.bands = tuple(bands)
+        self.swap_labels = swap_labels
         self._verify()
         self.paths = self._scene_paths()
-        self.layers = [(value, read_polygons(self._vector_path(name))) for name, value in self.label_layers]
+        swapped = {CLEAN: DEBRIS, DEBRIS: CLEAN} if swap_labels else {CLEAN: CLEAN, DEBRIS: DEBRIS}
+        self.layers = [
+            (swapped[value], read_polygons(self._vector_path(name))) for name, value in self.label_layers
+        ]
+        if swap_labels:  # keep debris burnt last, over clean ice, whichever file holds it
+            self.layers.reverse()
 
     @classmethod
     def holds(cls, folder: Path) -> bool:
@@ -277,6 +299,11 @@ class HkhScenes(_HkhSource):
         """The open scene, the 1-based band numbers of ``bands`` and its label polygons."""
         try:
             with rasterio.open(path) as src:
+                if src.crs is None:
+                    raise DataError(
+                        f"{path}: the raster has no CRS, so the label polygons cannot be placed on it; "
+                        "HKH scenes are georeferenced GeoTIFFs (set the CRS with gdal_edit.py -a_srs)"
+                    )
                 names = scene_band_names(path, tuple(src.descriptions))
                 indexes = [i + 1 for i in band_indices(self.bands, names, str(path))]
                 yield src, indexes, SceneLabels(self.layers, src.crs, tuple(src.bounds))
@@ -289,11 +316,16 @@ class HkhScenes(_HkhSource):
     def _read_window(
         src, indexes: list[int], labels: SceneLabels, window: Window
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Image (C, h, w) float32 with nodata as NaN, and mask (h, w) uint8, 255 where NaN."""
+        """Image (C, h, w) float32 with fill as NaN, and mask (h, w) uint8, 255 at fill."""
         raw = src.read(indexes, window=window)
+        where = (
+            f"the {window.height} x {window.width} px window at row {window.row_off}, col {window.col_off}"
+        )
+        refuse_infinite(raw, f"{src.name} ({where})")
         image = raw.astype(np.float32)
         if src.nodata is not None:
             image[raw == src.nodata] = np.nan
+        mark_fill(image)
         transform = window_transform(window, src.transform)
         mask = labels.rasterize(src.window_bounds(window), (window.height, window.width), transform)
         mask[np.isnan(image).any(axis=0)] = IGNORE_INDEX

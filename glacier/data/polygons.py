@@ -33,13 +33,52 @@ class Polygons:
 
 def _geojson_crs(data: dict, path: Path) -> CRS:
     # RFC 7946 GeoJSON is WGS 84; older files name their CRS in a "crs" member.
-    name = (data.get("crs") or {}).get("properties", {}).get("name")
-    if not name:
+    member = data.get("crs")
+    if member is None:
         return CRS.from_epsg(4326)
+    properties = member.get("properties") if isinstance(member, dict) else None
+    name = properties.get("name") if isinstance(properties, dict) else None
+    if not isinstance(name, str) or not name:
+        raise DataError(
+            f'{path}: its "crs" member is {json.dumps(member)[:80]}, not '
+            '{"type": "name", "properties": {"name": "EPSG:..."}}; fix it or remove it (WGS 84 is then assumed)'
+        )
     try:
         return CRS.from_user_input(name)
     except Exception:
         raise DataError(f"{path}: unknown CRS {name!r}") from None
+
+
+def _geojson_geometries(data: dict, path: Path) -> list[dict]:
+    """The polygon geometries of a FeatureCollection, Feature or bare geometry; a DataError
+    names the first malformed feature."""
+    features = data.get("features") if data.get("type") == "FeatureCollection" else [data]
+    if not isinstance(features, list):
+        raise DataError(f'{path}: "features" is a {type(features).__name__}, not a list of features')
+    geometries = []
+    for number, feature in enumerate(features):
+        if not isinstance(feature, dict):
+            raise DataError(f"{path}: feature {number} is a {type(feature).__name__}, not a GeoJSON object")
+        geometry = feature.get("geometry") if feature.get("type") == "Feature" else feature
+        if geometry is not None and not isinstance(geometry, dict):
+            raise DataError(
+                f"{path}: feature {number}'s geometry is a {type(geometry).__name__}, not a GeoJSON geometry"
+            )
+        if geometry is None or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+            continue  # a feature without geometry, or points and lines: nothing to burn
+        if not _has_coordinates(geometry.get("coordinates")):
+            raise DataError(f"{path}: feature {number} ({geometry['type']}) has no coordinates")
+        geometries.append(geometry)
+    return geometries
+
+
+def _has_coordinates(coords) -> bool:
+    """Whether nested lists end in [x, y] number pairs (and are not empty)."""
+    if not isinstance(coords, list) or not coords:
+        return False
+    if isinstance(coords[0], (int, float)):
+        return len(coords) >= 2 and all(isinstance(c, (int, float)) for c in coords)
+    return all(_has_coordinates(part) for part in coords)
 
 
 def _read_geojson(path: Path) -> Polygons:
@@ -47,9 +86,11 @@ def _read_geojson(path: Path) -> Polygons:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read this GeoJSON ({exc})") from None
-    features = data.get("features") if data.get("type") == "FeatureCollection" else [data]
-    geometries = [f.get("geometry") if f.get("type") == "Feature" else f for f in features or []]
-    return Polygons([g for g in geometries if g], _geojson_crs(data, path), path)
+    if not isinstance(data, dict):
+        raise DataError(
+            f"{path}: holds a JSON {type(data).__name__}, not a GeoJSON object (a FeatureCollection of polygons)"
+        )
+    return Polygons(_geojson_geometries(data, path), _geojson_crs(data, path), path)
 
 
 def _read_shapefile(path: Path) -> Polygons:

@@ -24,7 +24,7 @@ from glacier.data import prepared_format as fmt
 from glacier.data.augment import AlbumentationsAugmentation, TileAugmentation
 from glacier.domain import IGNORE_INDEX, NUM_CLASSES
 from glacier.errors import DataError
-from glacier.normalization import BandStats, normalize
+from glacier.normalization import BandStats, destandardize, normalize, restandardize
 
 _RUN_PREPROCESS = "run `glacier preprocess competition|hkh SRC --out FOLDER` to create one"
 
@@ -37,6 +37,9 @@ class PreparedDataset:
         self.manifest = manifest
         self.bands: tuple[str, ...] = tuple(manifest["bands"])
         self.stats = BandStats.from_dict(manifest["stats"])
+        self.format_version = int(manifest["format_version"])
+        self.standardized = fmt.values_standardized(self.format_version)
+        """Whether ``images`` holds standardised values (format 2) or raw ones (format 1)."""
         tiles = manifest["tiles"]
         self.tile_folds = np.array([t["fold"] for t in tiles], dtype=np.int64)
         self.tile_class_counts = np.array([t["class_counts"] for t in tiles], dtype=np.int64).reshape(
@@ -71,11 +74,12 @@ class PreparedDataset:
         dataset = cls(path, manifest)
         n, t, c = manifest["num_tiles"], manifest["tile_size"], len(dataset.bands)
         expected = {fmt.IMAGES: fmt.image_shape(n, c, t), fmt.MASKS: fmt.mask_shape(n, t)}
+        dtypes = {fmt.IMAGES: fmt.IMAGE_DTYPES[dataset.format_version], fmt.MASKS: fmt.MASK_DTYPE}
         for name, array in ((fmt.IMAGES, dataset.images), (fmt.MASKS, dataset.masks)):
-            if array.shape != expected[name]:
+            if array.shape != expected[name] or array.dtype != dtypes[name]:
                 raise DataError(
-                    f"{path / name}: shape {array.shape} does not match the manifest {expected[name]}; "
-                    "the folder is damaged, preprocess again"
+                    f"{path / name}: {array.dtype} {array.shape} does not match the manifest "
+                    f"({dtypes[name]} {expected[name]}); the folder is damaged, preprocess again"
                 )
         if len(dataset.tile_folds) != n:
             raise DataError(f"{manifest_path}: lists {len(dataset.tile_folds)} tiles, expected {n}")
@@ -91,10 +95,16 @@ class PreparedDataset:
 
     @property
     def images(self) -> np.ndarray:
-        """float32 (N, C, T, T) raw values, NaN = no data (memory-mapped)."""
+        """(N, C, T, T) as stored, NaN = fill (memory-mapped): float16 standardised values
+        (format 2) or float32 raw values (format 1). ``raw_tile`` decodes either."""
         if self._images is None:
             self._images = self._load(fmt.IMAGES)
         return self._images
+
+    def raw_tile(self, index: int) -> np.ndarray:
+        """Tile ``index`` as float32 (C, T, T) raw band values, NaN = fill."""
+        stored = self.images[index]
+        return destandardize(stored, self.stats) if self.standardized else np.array(stored, np.float32)
 
     @property
     def masks(self) -> np.ndarray:
@@ -179,6 +189,7 @@ class TileDataset(Dataset):
         # A plain slice reads the memmap without a fancy-index gather when bands are unchanged.
         self._band_sel = slice(None) if band_idx == list(range(len(prepared.bands))) else band_idx
         self.stats = (stats or prepared.stats).select(self.bands)
+        self._stored_stats = prepared.stats.select(self.bands) if prepared.standardized else None
         self.crop_size = crop_size
         self.augmentation = TileAugmentation() if augment is True else (augment or None)
         self.seed = seed
@@ -222,7 +233,11 @@ class TileDataset(Dataset):
         crop_seed, augment_seed = seed.spawn(2)
         if self.crop_size is not None:
             image, mask = self._crop(image, mask, tile, np.random.default_rng(crop_seed))
-        image = normalize(image, self.stats)  # a fresh float32 array: the memmap is never written
+        # A fresh float32 array either way: the memmap is never written.
+        if self._stored_stats is not None:
+            image = restandardize(image, self._stored_stats, self.stats)
+        else:
+            image = normalize(image, self.stats)
         mask = np.array(mask, dtype=np.uint8)
         if self.augmentation is not None:
             image, mask = self.augmentation(image, mask, augment_seed)

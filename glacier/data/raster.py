@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +14,51 @@ from glacier.atomic import atomic_file
 from glacier.errors import DataError
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_in_memory(path: str | Path, needed_bytes: int) -> None:
+    """A DataError naming ``path`` when reading it needs more memory than is available.
+
+    Sizes come from file headers, so a damaged or hostile header (60000 x 60000 px) is
+    refused before anything is allocated.
+    """
+    available = available_memory()
+    if available is not None and needed_bytes > available:
+        raise DataError(
+            f"{path}: reading it needs about {needed_bytes / 2**30:.1f} GiB of memory and "
+            f"{available / 2**30:.1f} GiB are available; its header's size is wrong, or the file "
+            "is too large to read whole (cut it into tiles first)"
+        )
+
+
 def read_raster(path: str | Path, bands: list[int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a GeoTIFF as (C, H, W) in its own dtype, with its profile (crs, transform, ...).
 
-    ``bands`` are 1-based band numbers (default: all). Unreadable or truncated files raise
-    a DataError naming the file.
+    ``bands`` are 1-based band numbers (default: all). Unreadable or truncated files, and
+    files whose header claims more pixels than memory holds, raise a DataError naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
         with rasterio.open(path) as src:
+            count = src.count if bands is None else len(bands)
+            itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
+            # Its own dtype, then the float32 copy the readers make.
+            check_fits_in_memory(path, src.height * src.width * count * (itemsize + 4))
             data = src.read(bands)
             profile = dict(src.profile)
             profile["descriptions"] = tuple(src.descriptions)

@@ -10,7 +10,8 @@ them the same way:
     for tile in source.tiles(0, 512):       # {"row", "col", "image" (C, T, T), "mask" (T, T)}
         ...
 
-Masks hold class indices 0..3 and 255 (ignore) wherever any band of the image has no data.
+Images hold NaN in every band at fill (``glacier.data.fill``); masks hold class indices 0..3
+and 255 (ignore) there.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class ImageSource(ABC):
     @abstractmethod
     def record(self, index: int) -> ImageRecord:
         """Id, group, file and size of image ``index`` (from file headers only)."""
+
+    def labels_snapped(self) -> int:
+        """Label pixels moved to the nearest class value so far (sources that snap labels)."""
+        return 0
 
     def tiles(self, index: int, tile_size: int) -> Iterator[dict[str, Any]]:
         """Every T x T tile of image ``index``, row-major, edge tiles padded with NaN / ignore.

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from glacier.data.fill import background_at_fill, mark_fill
 from glacier.domain import index_to_encoded
 from glacier.errors import ConfigError, DataError, ModelError
 from glacier.normalization import BandStats, normalize
@@ -124,8 +125,11 @@ class Predictor:
         return (total / weight_sum)[:, :height, :width]
 
     def predict_probabilities(self, image: np.ndarray) -> np.ndarray:
-        """Raw (C, H, W) image (bands in ``self.bands`` order) -> float32 (K, H, W) probabilities."""
-        image = np.asarray(image, dtype=np.float32)
+        """Raw (C, H, W) image (bands in ``self.bands`` order) -> float32 (K, H, W) probabilities.
+
+        Fill pixels (``glacier.data.fill``) enter the model as 0 in every band, as in training.
+        """
+        image = mark_fill(np.array(image, dtype=np.float32))
         if image.ndim != 3 or image.shape[0] != len(self.bands):
             raise DataError(
                 f"image of shape {tuple(image.shape)} does not fit the model: it takes "
@@ -142,6 +146,10 @@ class Predictor:
         return (total / len(self.members)).numpy()
 
     def predict_mask(self, image: np.ndarray, encoded: bool = True) -> np.ndarray:
-        """Raw (C, H, W) image -> uint8 (H, W) mask: 0/85/170/255, or class indices 0..3."""
+        """Raw (C, H, W) image -> uint8 (H, W) mask: 0/85/170/255, or class indices 0..3.
+
+        Fill pixels of the image (``glacier.data.fill``) are background, whatever the model says.
+        """
         indices = self.predict_probabilities(image).argmax(axis=0).astype(np.uint8)
+        indices = background_at_fill(indices, image)
         return index_to_encoded(indices) if encoded else indices

@@ -2,7 +2,8 @@
 
     summary = predict_folder("runs/ensemble", "data/Test", "preds", tta="flip")
 
-Writes ``OUT/<input file name>`` masks (uint8 0/85/170/255, the input's georeferencing),
+Writes ``OUT/<input file name>`` masks (uint8 0/85/170/255, the input's georeferencing; fill
+pixels of the input are background),
 and optionally ``OUT/probabilities/<name>`` (uint8 probability x 255 per class) and
 ``OUT/overlays/<stem>.png``. Everything is written into a temporary folder beside OUT that
 takes OUT's place when the last scene is done: a failure part-way leaves OUT as it was. OUT
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 from glacier.artifacts import open_artifact
 from glacier.atomic import atomic_dir
 from glacier.data.competition import find_scenes, read_scene_image
+from glacier.data.fill import background_at_fill
 from glacier.outputs import OutputFolder, files_under
 from glacier.predict.loading import band_folders_for, load_models
 from glacier.predict.predictor import Predictor
@@ -73,7 +75,7 @@ def predict_folder(
         for scene in tqdm(scenes, desc="predict", unit="scene", disable=not progress):
             image, profile = read_scene_image(scene)
             probs = predictor.predict_probabilities(image)
-            indices = probs.argmax(axis=0)
+            indices = background_at_fill(probs.argmax(axis=0), image)
             name = scene.band_paths[0].name
             write_mask(tmp / name, indices, profile)
             outputs.append(str(out_dir / name))

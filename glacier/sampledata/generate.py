@@ -14,11 +14,13 @@ import numpy as np
 from rasterio.transform import from_origin
 
 from glacier.atomic import atomic_dir
+from glacier.data.fill import find_fill
 from glacier.domain import CLASS_NAMES, NUM_CLASSES
 from glacier.errors import ConfigError, DataError
 from glacier.outputs import OutputFolder, files_under, require_kind
 from glacier.sampledata.hkh import make_hkh_scene, slice_scene
 from glacier.sampledata.labels import hand_drawn_labels
+from glacier.sampledata.nodata import competition_fill
 from glacier.sampledata.regions import COMPETITION_TEST, COMPETITION_TRAIN, Region
 from glacier.sampledata.scene import PIXEL_M, make_scene
 from glacier.sampledata.sensors import competition_bands
@@ -34,6 +36,7 @@ from glacier.sampledata.writers import (
 
 MIN_SIZE = 32
 _TRAIN, _TEST, _HKH_SLICES, _HKH_RAW = 0, 1, 2, 3  # random stream per dataset
+_FILL = 1  # sub-stream of a competition image for its zero fill
 _TRAIN_CRS, _TEST_CRS = "EPSG:32645", "EPSG:32644"  # the test set is another region
 _SLICE_CRS = "EPSG:32643"  # the CRS of the real slices.geojson
 _RAW_CRSS = ("EPSG:32644", "EPSG:32645")
@@ -98,13 +101,19 @@ def _competition_split(
     """Generate and write one competition split; labels go to ``label_dir``."""
     split_dir = out / "competition" / split
     counts = np.zeros(NUM_CLASSES, np.int64)
-    with_lake = 0
+    with_lake = with_fill = fill_pixels = 0
     width = max(3, len(str(ids.stop - 1)))
     for position, number in enumerate(ids):
         rng = np.random.default_rng([seed, stream, position])
         scene = make_scene(rng, (size, size), region)
         bands = competition_bands(observe(rng, scene))
         labels = hand_drawn_labels(rng, scene.truth, scene.scale)
+        # Fill draws from its own stream: the scene, labels and positions stay as they were.
+        fill = competition_fill(np.random.default_rng([seed, stream, position, _FILL]), (size, size))
+        bands[:, fill] = 0.0
+        labels[fill] = 0
+        with_fill += bool(fill.any())
+        fill_pixels += int(fill.sum())
         # Images lie on a loose grid within the region's UTM zone.
         x0 = 350_000 + (position % 8) * size * PIXEL_M * 1.5 + rng.uniform(0, 5_000)
         y0 = 3_150_000 - (position // 8) * size * PIXEL_M * 1.5 - rng.uniform(0, 5_000)
@@ -115,20 +124,23 @@ def _competition_split(
     where = "labels/" if write_labels_beside else f"labels in {label_dir.name}/"
     return DatasetSummary(
         f"competition {split} ({where})", split_dir, len(ids), (size, size), CLASS_NAMES, counts,
-        {"images with a lake": with_lake},
+        {"images with a lake": with_lake, "images with zero fill": with_fill,
+         "fill": f"{fill_pixels / max(len(ids) * size * size, 1):.1%}"},
     )  # fmt: skip
 
 
 def _hkh_slices(out: Path, count: int, size: int, seed: int) -> DatasetSummary:
-    """Slices cut from 2 x 2-slice scenes, with ``slices.geojson``."""
+    """Slices cut from 2 x 2-slice scenes, with ``slices.geojson``. No data is NaN; every
+    second scene stores the area outside its footprint as 0 (zero fill), as some real
+    slices do, and only its scan-line gaps as NaN."""
     slice_dir = out / "hkh" / "slices"
     slice_dir.mkdir(parents=True, exist_ok=True)
-    features, counts, nan_values, written = [], np.zeros(3, np.int64), 0, 0
+    features, counts, nan_values, fill_pixels, written = [], np.zeros(3, np.int64), 0, 0, 0
     for k in range(math.ceil(count / 4)):
         rng = np.random.default_rng([seed, _HKH_SLICES, k])
         origin = (round(rng.uniform(300_000, 700_000), -1), round(rng.uniform(3_000_000, 3_900_000), -1))
         scene = make_hkh_scene(rng, (2 * size, 2 * size), _SLICE_CRS, origin)
-        for number, (image, mask, corner) in enumerate(slice_scene(scene, size)):
+        for number, (image, mask, corner) in enumerate(slice_scene(scene, size, zero_outside=k % 2 == 1)):
             if written == count:
                 break
             np.save(slice_dir / f"slice_{k + 1}_img_{number:03d}.npy", image)
@@ -136,14 +148,16 @@ def _hkh_slices(out: Path, count: int, size: int, seed: int) -> DatasetSummary:
             features.append(slice_feature(scene, k + 1, number, image, mask, corner))
             counts += [int((mask[..., 0] == 0).sum()), int(mask[..., 1].sum()), int(mask[..., 2].sum())]
             nan_values += int(np.isnan(image).sum())
+            fill_pixels += int(find_fill(image.transpose(2, 0, 1)).sum())
             written += 1
     write_feature_collection(
         slice_dir / "slices.geojson", "slices", features, f"urn:ogc:def:crs:EPSG::{_SLICE_CRS.split(':')[1]}"
     )
     nan_share = nan_values / max(written * size * size * 15, 1)
+    fill_share = fill_pixels / max(written * size * size, 1)
     return DatasetSummary(
         "hkh slices", slice_dir, written, (size, size, 15), HKH_CLASS_NAMES, counts,
-        {"no-data values": f"{nan_share:.1%}"},
+        {"NaN values": f"{nan_share:.1%}", "fill (NaN or zero)": f"{fill_share:.1%}"},
     )  # fmt: skip
 
 
@@ -152,7 +166,7 @@ def _hkh_raw(out: Path, count: int, shape: tuple[int, int], seed: int) -> Datase
     raster_dir, vector_dir = out / "hkh" / "raster_data", out / "hkh" / "vector_data"
     raster_dir.mkdir(parents=True, exist_ok=True)
     vector_dir.mkdir(parents=True, exist_ok=True)
-    clean, debris, counts, names = [], [], np.zeros(3, np.int64), set()
+    clean, debris, counts, names, fill_pixels = [], [], np.zeros(3, np.int64), set(), 0
     for k in range(count):
         rng = np.random.default_rng([seed, _HKH_RAW, k])
         crs = _RAW_CRSS[k % len(_RAW_CRSS)]
@@ -165,12 +179,14 @@ def _hkh_raw(out: Path, count: int, shape: tuple[int, int], seed: int) -> Datase
         clean += label_polygons(scene, 1)
         debris += label_polygons(scene, 2)
         counts += np.bincount(scene.labels.ravel(), minlength=3)
+        fill_pixels += int(np.isnan(scene.channels).any(axis=0).sum())
     urn = "urn:ogc:def:crs:OGC:1.3:CRS84"  # EPSG:4326 in longitude, latitude order
     write_feature_collection(vector_dir / "clean.geojson", "clean", clean, urn)
     write_feature_collection(vector_dir / "debris.geojson", "debris", debris, urn)
     return DatasetSummary(
         "hkh raw scenes", raster_dir, count, (15, *shape), HKH_CLASS_NAMES, counts,
-        {"polygons": f"{len(clean)} clean + {len(debris)} debris ({GEOGRAPHIC_CRS})"},
+        {"polygons": f"{len(clean)} clean + {len(debris)} debris ({GEOGRAPHIC_CRS})",
+         "zero fill (edges, SLC-off gaps)": f"{fill_pixels / max(count * shape[0] * shape[1], 1):.1%}"},
     )  # fmt: skip
 
 

@@ -32,6 +32,7 @@ class HkhScene:
     labels: np.ndarray  # (H, W) uint8: 0 background, 1 clean ice, 2 debris
     crs: str
     transform: Affine
+    outside: np.ndarray  # (H, W) bool: outside the scene's footprint (the gaps aside)
 
 
 def scene_name(rng: np.random.Generator) -> str:
@@ -41,8 +42,8 @@ def scene_name(rng: np.random.Generator) -> str:
     return f"LE07_{path:03d}{row:03d}_{year:04d}{month:02d}{day:02d}"
 
 
-def valid_data_mask(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """True where the sensor recorded data: inside a tilted footprint, outside SLC-off gaps."""
+def no_data_masks(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Where the sensor recorded nothing: (outside a tilted footprint, inside SLC-off gaps)."""
     height, width = shape
     theta = np.radians(rng.uniform(8.0, 14.0))
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
@@ -59,7 +60,7 @@ def valid_data_mask(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndar
     centre = rng.uniform(-1.5, 1.5) * width
     gap_width = np.clip(np.abs(across - centre) / (3.0 * width), 0.0, 1.0) * period * 0.45
     gaps = np.mod(along + rng.uniform(0, period), period) < gap_width
-    return inside & ~gaps
+    return ~inside, gaps & inside
 
 
 def make_hkh_scene(
@@ -71,15 +72,21 @@ def make_hkh_scene(
     obs = observe(rng, scene)
     labels = HKH_NO_LAKE[hand_drawn_labels(rng, scene.truth, scene.scale)]
     channels = hkh_channels(obs, scene.terrain, scene.cloud)
-    channels[:, ~valid_data_mask(rng, shape)] = np.nan
-    return HkhScene(name, channels, labels, crs, from_origin(origin[0], origin[1], PIXEL_M, PIXEL_M))
+    outside, gaps = no_data_masks(rng, shape)
+    channels[:, outside | gaps] = np.nan
+    transform = from_origin(origin[0], origin[1], PIXEL_M, PIXEL_M)
+    return HkhScene(name, channels, labels, crs, transform, outside)
 
 
-def slice_scene(scene: HkhScene, size: int) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
+def slice_scene(
+    scene: HkhScene, size: int, zero_outside: bool = False
+) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
     """Cut a scene into ``size`` x ``size`` slices: (image (S, S, 15), mask (S, S, 3), (row, col)).
 
     Masks follow the HKH layout: ch0 all glacier, ch1 clean ice, ch2 debris. Slices with no
-    data at all are skipped, as the original pipeline does.
+    data at all are skipped, as the original pipeline does. No data is NaN; with
+    ``zero_outside`` the area outside the footprint is 0 in every channel instead (slices
+    cut from scenes that stored no-data as 0), and only the scan-line gaps are NaN.
     """
     slices = []
     height, width = scene.labels.shape
@@ -88,6 +95,9 @@ def slice_scene(scene: HkhScene, size: int) -> list[tuple[np.ndarray, np.ndarray
             image = scene.channels[:, row : row + size, col : col + size].transpose(1, 2, 0)
             if np.isnan(image).all():
                 continue
+            if zero_outside:
+                image = image.copy()
+                image[scene.outside[row : row + size, col : col + size]] = 0.0
             labels = scene.labels[row : row + size, col : col + size]
             clean, debris = labels == 1, labels == 2
             mask = np.stack([clean | debris, clean, debris], axis=-1).astype(np.uint8)

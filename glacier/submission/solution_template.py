@@ -118,6 +118,11 @@ def read_image(paths):
     return np.stack(bands)
 
 
+def fill_pixels(image):
+    """Where a (C, H, W) image holds no data: every band 0, or any band NaN (glacier/data/fill.py)."""
+    return np.isnan(image).any(axis=0) | (image == 0).all(axis=0)
+
+
 def pad_to_multiple(image, stride):
     """Reflect-pad (C, H, W) at the bottom and right to multiples of ``stride``."""
     height, width = image.shape[-2:]
@@ -177,15 +182,18 @@ def predict_image(image, package, members, device):
     """Raw (C, H, W) float32 image -> uint8 (H, W) mask in the package's class values."""
     height, width = image.shape[-2:]
     transforms = TTA_TRANSFORMS[package["tta"]]
+    fill = fill_pixels(image)
     total = None
     for net, mean, std in members:
         normalised = np.nan_to_num((image - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
+        normalised[:, fill] = 0.0  # fill (no data) is the band mean in every band, as in training
         padded = pad_to_multiple(normalised, int(package["stride"]))
         x = torch.from_numpy(np.ascontiguousarray(padded[None])).to(device)
         with torch.inference_mode(), autocast(device):
             probs = tta_probabilities(net, x, transforms).float().cpu()[0, :, :height, :width]
         total = probs if total is None else total + probs
     indices = (total / len(members)).numpy().argmax(axis=0)
+    indices[fill] = 0  # fill is background, after the decision
     values = np.asarray(package["class_values"], dtype=np.uint8)
     return values[indices]
 
