@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from glacier.artifacts import open_artifact
 from glacier.data.competition import find_scenes, read_scene_image
-from glacier.predict.loading import band_folders_for, load_models
+from glacier.decisions.loading import calibrated_models
+from glacier.predict.loading import band_folders_for
 from glacier.predict.predictor import Predictor
 from glacier.predict.soup import soup_with_meta
 from glacier.predict.writer import write_mask, write_overlay, write_probabilities
@@ -40,20 +41,30 @@ def predict_folder(
     soup: bool = False,
     members: Sequence[str] | None = None,
     progress: bool = True,
+    calibration: bool = True,
 ) -> dict[str, Any]:
     """Predict every scene of ``input_dir`` with what ``model_path`` names (``open_artifact``).
 
     The band folders read follow the model's bands (``band_folders_for``). ``soup`` averages
-    the members' weights into one model instead of averaging their probabilities. Returns
-    a summary: model, members, tta, device, scenes, outputs, seconds, seconds_per_scene.
+    the members' weights into one model instead of averaging their probabilities (the
+    ensemble's calibration, fitted for the average, is then not applied). ``calibration``
+    False ignores the stored decision rule (glacier/decisions/loading.py). Returns a
+    summary: model, members, tta, calibration, device, scenes, outputs, seconds, seconds_per_scene.
     """
     artifact = open_artifact(model_path)
-    models = load_models(artifact, members=members)
-    num_members = len(models)
+    chosen = calibrated_models(artifact, members=members, calibration=calibration and not soup)
+    models, num_members = chosen.models, len(chosen.models)
     if soup and len(models) > 1:
         models = [soup_with_meta(models)]
     predictor = Predictor(
-        models, tta=tta, device=device, tile_size=tile_size, overlap=overlap, batch_size=batch_size
+        models,
+        tta=tta,
+        device=device,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        calibration=chosen.calibration,
+        weights=chosen.weights if len(models) == num_members else None,
     )
     scenes = find_scenes(input_dir, require_labels=False, band_folders=band_folders_for(predictor.bands))
 
@@ -64,7 +75,7 @@ def predict_folder(
     for scene in tqdm(scenes, desc="predict", unit="scene", disable=not progress):
         image, profile = read_scene_image(scene)
         probs = predictor.predict_probabilities(image)
-        indices = probs.argmax(axis=0)
+        indices = predictor.decide(probs)
         name = scene.band_paths[0].name
         outputs.append(str(write_mask(out_dir / name, indices, profile)))
         if probabilities:
@@ -77,6 +88,7 @@ def predict_folder(
         "members": num_members,
         "soup": bool(soup and num_members > 1),
         "tta": tta,
+        "calibration": chosen.describe(),
         "device": str(predictor.device),
         "scenes": len(scenes),
         "outputs": outputs,

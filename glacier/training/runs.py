@@ -3,7 +3,8 @@ the validation folds they use.
 
 With ``resume``, runs that finished are skipped (their ``result.json`` read back) and the
 interrupted one continues from its latest state; a run that stops early (signal,
-``max_hours``) ends the sequence so that the next call picks it up again.
+``max_hours``) ends the sequence so that the next call picks it up again. Each finished run
+that validated on a fold gets its out-of-fold predictions (glacier/training/oof.py), once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from glacier.artifacts.run import RunFolder, RunResult
 from glacier.config import GlacierConfig
 from glacier.errors import ConfigError
 from glacier.training.loop import fit
+from glacier.training.oof import ensure_oof
 
 ALL_FOLDS = "all"
 FoldRequest = Sequence[int] | Literal["all"] | None
@@ -74,6 +76,7 @@ def fit_in_turn(
         if done is not None:
             print_fn(f"{run.label}: already finished ({run.out}), skipped")
             results[run.key] = done
+            ensure_oof(run.out, run.cfg, print_fn)  # only if a session ended before it was written
             continue
         print_fn(f"{run.label} ({i + 1} of {len(runs)}) -> {run.out}")
         result = fit(
@@ -87,6 +90,7 @@ def fit_in_turn(
         if not result.finished:
             print_fn(f"{run.label} stopped ({result.stopped_reason}); continue with --resume latest")
             return results, False
+        ensure_oof(run.out, run.cfg, print_fn)
     return results, True
 
 
