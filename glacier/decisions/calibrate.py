@@ -79,7 +79,12 @@ def combine(unit_probs: Sequence[np.ndarray], weights: Sequence[float], rule: Ca
 
 def pixel_mcc(labels: np.ndarray, pred: np.ndarray) -> float:
     """MCC of flat labels (no ignore pixels) and predictions (sklearn's, from the confusion)."""
-    counts = np.bincount(labels.astype(np.int64) * NUM_CLASSES + pred, minlength=NUM_CLASSES**2)
+    return _coded_mcc(labels.astype(np.int64) * NUM_CLASSES, pred)
+
+
+def _coded_mcc(label_codes: np.ndarray, pred: np.ndarray) -> float:
+    """``pixel_mcc`` with the labels given as ``label * K`` (computed once per search)."""
+    counts = np.bincount(label_codes + pred, minlength=NUM_CLASSES**2)
     return matthews_corrcoef(counts.reshape(NUM_CLASSES, NUM_CLASSES))
 
 
@@ -110,12 +115,13 @@ def fit_log_bias(probs: np.ndarray, labels: np.ndarray) -> tuple[tuple[float, ..
     """Per-class log-biases (class 0 at 0) maximising the MCC of flat (K, n) probabilities."""
     base = class_scores(probs, (0.0,) * probs.shape[0])
     bias = np.zeros(probs.shape[0], dtype=np.float32)
-    best = pixel_mcc(labels, base.argmax(axis=0))
+    codes = labels.astype(np.int64) * NUM_CLASSES
+    best = _coded_mcc(codes, base.argmax(axis=0))
     for grid in [BIAS_GRID] * MAX_ROUNDS + [None, None]:
         changed = False
         for k in range(1, probs.shape[0]):
             candidates = grid if grid is not None else bias[k] + FINE_STEPS
-            value, mcc = _best_bias(base, bias, k, labels, candidates, best)
+            value, mcc = _best_bias(base, bias, k, codes, candidates, best)
             if mcc > best:
                 bias[k], best, changed = value, mcc, True
         if not changed and grid is not None:
@@ -123,7 +129,7 @@ def fit_log_bias(probs: np.ndarray, labels: np.ndarray) -> tuple[tuple[float, ..
     return tuple(float(b) for b in bias), best
 
 
-def _best_bias(base, bias, k, labels, candidates, best) -> tuple[float, float]:
+def _best_bias(base, bias, k, codes, candidates, best) -> tuple[float, float]:
     """The candidate bias of class k with the highest MCC (the current one wins ties)."""
     others = base + bias[:, None]
     others[k] = -np.inf
@@ -131,7 +137,7 @@ def _best_bias(base, bias, k, labels, candidates, best) -> tuple[float, float]:
     chosen, chosen_mcc = float(bias[k]), best
     for value in candidates:
         pred = np.where(base[k] + np.float32(value) > rival, k, rival_class)
-        mcc = pixel_mcc(labels, pred)
+        mcc = _coded_mcc(codes, pred)
         if mcc > chosen_mcc + 1e-9:
             chosen, chosen_mcc = float(value), mcc
     return chosen, chosen_mcc

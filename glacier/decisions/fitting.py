@@ -51,9 +51,9 @@ def decide_cross_validation(
     if pool is None:
         return {**extra, "oof": None, "calibration": None}
     data = OofArrays.from_pool(pool)
-    rule, extra["oof"] = _fit(
-        pool, data, [1.0], "probability", source=run_dir, kind="single model", print_fn=print_fn
-    )
+    rule, extra["oof"] = _fit(pool, data, data, [1.0], "probability", kind="single model", print_fn=print_fn)
+    if rule is not None:
+        rule = rule.replace(fitted={**rule.fitted, "source": str(run_dir)})
     extra["calibration"] = None if rule is None else rule.to_dict()
     if rule is not None:
         for fold_dir in fold_dirs.values():
@@ -77,16 +77,18 @@ def decide_ensemble(
     rows, steps = _combination_rows(pool, data, members, soup, print_fn)
     candidates = [r for r in rows if r.get("candidate")]
     chosen = max(candidates, key=lambda r: r["mcc_calibrated"])
-    weights = [chosen["weights"][u] for u in data.units]
-    rule, oof = _fit(pool, data, weights, chosen["combine"], source=None, kind="ensemble", print_fn=print_fn)
+    if chosen["combine"] == "soup":  # one model per tile, fitted on the soups' own OOF
+        unit_weights = dict.fromkeys(data.units, 1.0)
+        fit_data, fit_weights = data.with_units(["soup"], [chosen["probs"]]), [1.0]
+    else:
+        unit_weights = {u: chosen["weights"][u] for u in data.units}
+        fit_data, fit_weights = data, list(unit_weights.values())
+    rule, oof = _fit(pool, data, fit_data, fit_weights, chosen["combine"], kind="ensemble", print_fn=print_fn)
     oof.update({"table": [plain_row(r) for r in rows], "greedy_steps": steps, "chosen": chosen["name"]})
     extra["oof"] = oof
     if rule is not None:
-        by_unit = dict(zip(data.units, weights, strict=True))
-        rule = rule.replace(
-            weights={m.name: by_unit[u.unit] for m, u in zip(members, oof_members, strict=True)}
-        )
-        rule = rule.replace(fitted={**rule.fitted, "unit_weights": by_unit})
+        weights = {m.name: unit_weights[o.unit] for m, o in zip(members, oof_members, strict=True)}
+        rule = rule.replace(weights=weights, fitted={**rule.fitted, "unit_weights": unit_weights})
     extra["calibration"] = None if rule is None else rule.to_dict()
     return extra
 
@@ -104,9 +106,17 @@ def _pool(members: Sequence[OofMember], print_fn: Print) -> OofPool | None:
 
 
 def _fit(
-    pool: OofPool, data: OofArrays, weights, combine_rule: str, *, source, kind: str, print_fn: Print
+    pool: OofPool,
+    data: OofArrays,
+    fit_data: OofArrays,
+    weights: Sequence[float],
+    combine_rule: str,
+    *,
+    kind: str,
+    print_fn: Print,
 ) -> tuple[Calibration | None, dict[str, Any]]:
-    """Pooled OOF metrics; with every tile covered, the fitted rule and its cross-fitted MCC."""
+    """Pooled OOF metrics of ``data``'s plain mean; with every tile covered, the rule fitted on
+    ``fit_data`` (``data``, or the soups' OOF) and its cross-fitted MCC."""
     from glacier.decisions.calibrate import combine, score
 
     plain = Calibration.identity()
@@ -125,11 +135,17 @@ def _fit(
     if not pool.covers_all:
         print_fn("calibration needs out-of-fold predictions of every tile (train every fold: --all-folds)")
         return None, oof
-    rule, report = fit_calibration(data, weights, combine_rule)
-    honest = cross_fitted(data, lambda d: fit_calibration(d, weights, combine_rule)[0], weights)
+    rule, report = fit_calibration(fit_data, weights, combine_rule)
+    honest = cross_fitted(fit_data, lambda d: fit_calibration(d, weights, combine_rule)[0], weights)
+    if fit_data is not data:  # "before" is what --no-calibration predicts: the plain mean
+        report["stages"] = {
+            "uncalibrated": oof["mcc"],
+            "combined": report["stages"].pop("uncalibrated"),
+            **report["stages"],
+        }
+        report.update({"oof_mcc_before": oof["mcc"], "iou_before": oof["iou"]})
     fitted = {
         "kind": kind,
-        "source": None if source is None else str(source),
         "tta": pool.tta,
         "oof_tiles": len(pool.tiles),
         **report,
@@ -176,9 +192,8 @@ def _soup_row(pool: OofPool, data: OofArrays, members, print_fn: Print) -> list[
     except GlacierError as exc:
         print_fn(f"weight soup not measured: {exc}")
         return []
-    return [
-        combination_row("weight soup (per fold)", data.with_units(["soup"], [probs]), [1.0], "probability")
-    ]
+    row = combination_row("weight soup (per fold)", data.with_units(["soup"], [probs]), [1.0], "soup")
+    return [{**row, "candidate": True, "probs": probs}]
 
 
 def soup_oof(pool: OofPool, members: Sequence[MemberRun]) -> np.ndarray:

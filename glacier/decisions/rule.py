@@ -32,8 +32,9 @@ import numpy as np
 from glacier.domain import NUM_CLASSES
 from glacier.errors import ModelError
 
-COMBINE_RULES = ("probability", "log_probability")
-"""How member probabilities are averaged: their mean, or the mean of their logarithms."""
+COMBINE_RULES = ("probability", "log_probability", "soup")
+"""How members are combined: the mean of their probabilities, the mean of their logarithms,
+or one model whose weights are the members' mean (a soup: glacier/predict/soup.py)."""
 TINY = np.float32(1e-12)
 """Probabilities are clipped here before a logarithm (a member may say exactly 0)."""
 
@@ -144,8 +145,8 @@ class Calibration:
             parts.append("min component " + "/".join(str(v) for v in self.min_component) + " px")
         if any(self.max_hole):
             parts.append("holes filled below " + "/".join(str(v) for v in self.max_hole) + " px")
-        parts.append(f"{self.combine.replace('_', '-')} mean")
-        if self.weights is not None:
+        parts.append("weight soup" if self.combine == "soup" else f"{self.combine.replace('_', '-')} mean")
+        if self.weights is not None and len(set(self.weights.values())) > 1:
             parts.append("weights " + ", ".join(f"{n} {w:g}" for n, w in self.weights.items()))
         return "; ".join(parts)
 

@@ -97,7 +97,7 @@ def combination_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def plain_row(row: dict[str, Any]) -> dict[str, Any]:
     """A row as JSON (the fitted rule as its description)."""
-    return {**{k: v for k, v in row.items() if k != "rule"}, "rule": row["rule"].describe()}
+    return {**{k: v for k, v in row.items() if k not in ("rule", "probs")}, "rule": row["rule"].describe()}
 
 
 def _fmt(value: float | None) -> str:

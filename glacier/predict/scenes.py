@@ -22,7 +22,6 @@ from glacier.data.competition import find_scenes, read_scene_image
 from glacier.decisions.loading import calibrated_models
 from glacier.predict.loading import band_folders_for
 from glacier.predict.predictor import Predictor
-from glacier.predict.soup import soup_with_meta
 from glacier.predict.writer import write_mask, write_overlay, write_probabilities
 
 
@@ -47,24 +46,21 @@ def predict_folder(
 
     The band folders read follow the model's bands (``band_folders_for``). ``soup`` averages
     the members' weights into one model instead of averaging their probabilities (the
-    ensemble's calibration, fitted for the average, is then not applied). ``calibration``
+    ensemble's calibration is then applied only if it was fitted for a soup). ``calibration``
     False ignores the stored decision rule (glacier/decisions/loading.py). Returns a
     summary: model, members, tta, calibration, device, scenes, outputs, seconds, seconds_per_scene.
     """
     artifact = open_artifact(model_path)
-    chosen = calibrated_models(artifact, members=members, calibration=calibration and not soup)
-    models, num_members = chosen.models, len(chosen.models)
-    if soup and len(models) > 1:
-        models = [soup_with_meta(models)]
+    chosen = calibrated_models(artifact, members=members, calibration=calibration, soup=soup)
     predictor = Predictor(
-        models,
+        chosen.models,
         tta=tta,
         device=device,
         tile_size=tile_size,
         overlap=overlap,
         batch_size=batch_size,
         calibration=chosen.calibration,
-        weights=chosen.weights if len(models) == num_members else None,
+        weights=chosen.weights,
     )
     scenes = find_scenes(input_dir, require_labels=False, band_folders=band_folders_for(predictor.bands))
 
@@ -85,8 +81,8 @@ def predict_folder(
     seconds = time.perf_counter() - start
     return {
         "model": str(artifact.path),
-        "members": num_members,
-        "soup": bool(soup and num_members > 1),
+        "members": chosen.souped or len(chosen.named),
+        "soup": bool(chosen.souped),
         "tta": tta,
         "calibration": chosen.describe(),
         "device": str(predictor.device),
