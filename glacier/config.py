@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from glacier import atomic
 from glacier.domain import CLASS_NAMES
 from glacier.errors import ConfigError
+from glacier.options import TTA_MODES
 
 PRESET_DIR = Path(__file__).parent / "configs"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
@@ -183,6 +184,16 @@ class CheckpointConfig(_Section):
     """Resumable states kept on disk (the oldest are deleted)."""
 
 
+class OofConfig(_Section):
+    """Out-of-fold predictions of cross-validation folds and ensemble members (``RUN/oof/``):
+    what calibration and ensemble selection are fitted on."""
+
+    write: bool = True
+    """After a run that validates on a fold, predict its validation tiles with the best model."""
+    tta: Literal[TTA_MODES] = "flip"
+    """Test-time augmentation of those predictions: use the one the submission will use."""
+
+
 class HubConfig(_Section):
     push_to_hub: str | None = None
     """Repo id to push the best model to at the end of the run."""
@@ -202,6 +213,7 @@ class GlacierConfig(_Section):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     checkpoints: CheckpointConfig = CheckpointConfig()
+    oof: OofConfig = OofConfig()
     hub: HubConfig = HubConfig()
 
     @field_validator("name")

@@ -57,7 +57,11 @@ class DemoReport:
     cv_pretrained: CvSummary | None = None
     cv_scratch: CvSummary | None = None
     test: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """``ensemble`` and ``best_single``: {"name", "mcc", "iou"} on the held-out Test scenes."""
+    """``ensemble`` (calibrated), ``ensemble_uncalibrated``, ``best_single`` and
+    ``best_single_calibrated``: {"name", "mcc", "iou", "calibration"} on the held-out Test scenes."""
+    decisions: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """``single`` and ``ensemble``: {"oof": ..., "calibration": ...} fitted on out-of-fold
+    predictions (glacier/decisions/fitting.py)."""
     submission: dict[str, Any] = dataclasses.field(default_factory=dict)
     outputs: dict[str, str] = dataclasses.field(default_factory=dict)
     push: dict[str, Any] | None = None
@@ -77,6 +81,14 @@ class DemoReport:
             entry = results.get(key)
             return CvSummary.from_summary(entry["summary"]) if entry else None
 
+        single = (results.get("cv_pretrained") or {}).get("summary") or {}
+        ensemble = results.get("ensemble") or {}
+        decisions = {
+            name: {"oof": entry.get("oof"), "calibration": entry.get("calibration")}
+            for name, entry in (("single", single), ("ensemble", ensemble))
+            if entry.get("oof")
+        }
+
         return cls(
             out=Path(out),
             size=size,
@@ -87,6 +99,7 @@ class DemoReport:
             cv_pretrained=cv("cv_pretrained"),
             cv_scratch=cv("cv_scratch"),
             test=results.get("test", {}),
+            decisions=decisions,
             submission=results.get("submission", {}),
             outputs=results.get("outputs", {}),
             push=results.get("push"),
@@ -108,6 +121,7 @@ class DemoReport:
             "cv_pretrained": self.cv_pretrained.to_dict() if self.cv_pretrained else None,
             "cv_scratch": self.cv_scratch.to_dict() if self.cv_scratch else None,
             "test": self.test,
+            "decisions": self.decisions,
             "submission": self.submission,
             "outputs": self.outputs,
             "push": self.push,
@@ -122,7 +136,8 @@ class DemoReport:
             f"{self.size.get('test_images')} held-out test scenes of {self.size.get('image_size')} px, "
             f"seed {self.seed}. Total {self.total_seconds:.0f} s. Every figure below was measured in this run.",
         ]
-        lines += self._cv_section() + self._test_section() + self._submission_section()
+        lines += self._cv_section() + self._decisions_section() + self._test_section()
+        lines += self._submission_section()
         lines += self._timing_section() + self._outputs_section()
         return "\n".join(lines).rstrip() + "\n"
 
@@ -165,7 +180,7 @@ class DemoReport:
             "| model | MCC | IoU glacier | IoU debris | IoU lake |",
             "| --- | --- | --- | --- | --- |",
         ]
-        for key in ("ensemble", "best_single"):
+        for key in TEST_ROWS:
             entry = self.test.get(key)
             if entry:
                 iou = entry.get("iou") or {}
@@ -173,6 +188,32 @@ class DemoReport:
                     f"| {entry.get('name', key)} | {_num(entry.get('mcc'))} | {_num(iou.get('glacier'))} | "
                     f"{_num(iou.get('debris'))} | {_num(iou.get('lake'))} |"
                 )
+        used = [(self.test[k]["name"], self.test[k].get("calibration")) for k in TEST_ROWS if k in self.test]
+        lines += ["", "Calibration used:"] + [f"- {name}: {rule or 'none'}" for name, rule in used]
+        return lines
+
+    def _decisions_section(self) -> list[str]:
+        if not self.decisions:
+            return []
+        lines = ["", "## Decisions fitted on out-of-fold predictions (every training image once)", ""]
+        for name, title in (("single", "One model per fold (CV, pretrained)"), ("ensemble", "Seed ensemble")):
+            entry = self.decisions.get(name)
+            if not entry:
+                continue
+            oof = entry["oof"]
+            line = f"{title}: pooled OOF MCC {_num(oof.get('mcc'))} by argmax (TTA {oof.get('tta')})"
+            if oof.get("calibrated_mcc") is not None:
+                line += (
+                    f", {_num(oof['calibrated_mcc'])} calibrated (cross-fitted, fold by fold: "
+                    f"{_num(oof.get('cross_fitted_mcc'))}); rule: {oof.get('rule')}"
+                )
+            lines += [line + ".", ""]
+        table = (self.decisions.get("ensemble") or {}).get("oof", {}).get("table")
+        if table:
+            from glacier.decisions.select import combination_table
+
+            chosen = self.decisions["ensemble"]["oof"].get("chosen")
+            lines += [combination_table(table), "", f"Chosen for the ensemble: {chosen}."]
         return lines
 
     def _submission_section(self) -> list[str]:
@@ -202,6 +243,9 @@ class DemoReport:
         if self.push:
             lines.append(f"- Hub: {self.push.get('url')}")
         return lines
+
+
+TEST_ROWS = ("ensemble", "ensemble_uncalibrated", "best_single", "best_single_calibrated")
 
 
 def _num(value: Any) -> str:

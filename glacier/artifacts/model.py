@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from glacier import atomic
-from glacier.artifacts.model_config import ModelMeta, build_config, config_version, parse_config
+from glacier.artifacts.model_config import GLACIER_KEY, ModelMeta, build_config, config_version, parse_config
 from glacier.domain import CLASS_NAMES, CLASS_VALUES
 from glacier.errors import ConfigError, ModelError
 from glacier.normalization import BandStats
@@ -190,6 +190,19 @@ class ModelFolder:
             atomic.write_json(tmp / cls.CONFIG, config)
             atomic.write_text(tmp / cls.CARD, card if card is not None else folder.card())
         return folder
+
+    def write_calibration(self, calibration: dict | None) -> None:
+        """Set (or, with None, clear) the decision calibration in config.json, atomically;
+        the weights are not touched (glacier/decisions/rule.py: what it holds)."""
+        config_path = self.path / self.CONFIG
+        if self.meta.format_version < 2:
+            raise ModelError(
+                f"{self.path}: a version-1 model folder; upgrade it first (ModelFolder.upgrade_to)"
+            )
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config[GLACIER_KEY]["calibration"] = calibration
+        self._meta = parse_config(config, config_path)
+        atomic.write_json(config_path, config)
 
     def upgrade_to(self, path: str | Path) -> ModelFolder:
         """This model written anew at ``path`` in the current format (e.g. a version-1 folder)."""

@@ -48,7 +48,8 @@ class ModelMeta:
     arch_config: dict[str, Any] = field(default_factory=dict)
     """glacier's description of the network (``GlacierModel.arch_config``)."""
     calibration: dict[str, Any] | None = None
-    """Reserved for calibrated probabilities; None: the raw softmax."""
+    """The decision rule fitted on out-of-fold predictions (glacier/decisions/rule.py:
+    ``Calibration.to_dict()``); None: the argmax of the softmax."""
     format_version: int = MODEL_FORMAT_VERSION
     """The version the folder was written in (1: converted on read)."""
     path: Path | None = None

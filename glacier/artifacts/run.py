@@ -7,6 +7,8 @@
       states/state_NNNNNN/   a resumable state after NNNNNN batches: Accelerate's
                              ``save_state`` folder plus trainer_state.json
       best/  last/           model folders (glacier/artifacts/model.py)
+      oof/                   out-of-fold predictions of best/ on the validation tiles
+                             (glacier/artifacts/oof.py; written after a CV fold or member)
       result.json            why the run ended, its best model and metrics (RunResult)
       config_history.jsonl   one line per start or resume: what changed, on which dataset
       .lock                  held (flock) while a process trains here (training/run_lock.py)
@@ -48,6 +50,7 @@ LOGS_DIR = "logs"
 STATES_DIR = "states"
 BEST_DIR = "best"
 LAST_DIR = "last"
+OOF_DIR = "oof"
 STATE_PREFIX = "state_"
 TRAINER_STATE_FILE = "trainer_state.json"
 HISTORY_FILE = "config_history.jsonl"
@@ -128,6 +131,13 @@ class RunFolder:
     @property
     def last(self) -> Path:
         return self.path / LAST_DIR
+
+    @property
+    def oof(self):
+        """The run's out-of-fold predictions (``OofFolder``; ``.exists()`` once written)."""
+        from glacier.artifacts.oof import OofFolder
+
+        return OofFolder(self.path / OOF_DIR)
 
     @property
     def logs(self) -> Path:

@@ -15,6 +15,15 @@ TtaOpt = Annotated[
 ]
 
 
+NoCalibrationOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-calibration",
+        help="Ignore the decision rule fitted on out-of-fold predictions: argmax of the mean probability.",
+    ),
+]
+
+
 def _split_names(text: str | None) -> list[str] | None:
     return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
@@ -51,6 +60,7 @@ def predict(
     members: Annotated[
         str | None, typer.Option("--members", help="Ensemble members to use, comma-separated.")
     ] = None,
+    no_calibration: NoCalibrationOpt = False,
 ) -> None:
     """Predict masks (uint8 0/85/170/255, the inputs' georeferencing) for every scene of INPUT_DIR."""
     from glacier.predict import predict_folder
@@ -68,11 +78,12 @@ def predict(
         overlays=overlays,
         soup=soup,
         members=_split_names(members),
+        calibration=not no_calibration,
     )
     typer.echo(
         f"wrote {summary['scenes']} masks to {out} ({summary['members']} member(s)"
         f"{', soup' if summary['soup'] else ''}, tta {summary['tta']}, {summary['device']}, "
-        f"{summary['seconds_per_scene']:.3f} s/scene)"
+        f"{summary['seconds_per_scene']:.3f} s/scene)\ncalibration: {summary['calibration']}"
     )
 
 
@@ -96,16 +107,24 @@ def export_submission(
         Path | None,
         typer.Option("--check-input", help="Band folders to self-check on (default: synthetic tiles)."),
     ] = None,
+    no_calibration: NoCalibrationOpt = False,
 ) -> None:
     """Write solution.py + model.pth for the competition platform and verify them in a fresh interpreter."""
     from glacier.submission import export_submission as export
 
     report = export(
-        model, out, tta=tta.value, members=_split_names(members), half=fp16, check_input=check_input
+        model,
+        out,
+        tta=tta.value,
+        members=_split_names(members),
+        half=fp16,
+        check_input=check_input,
+        calibration=not no_calibration,
     )
     typer.echo(
         f"wrote {report['solution']} and {report['model']} ({report['size_mb']} MB, "
         f"{len(report['members'])} member(s), {report['weights_dtype']}, tta {report['tta']})\n"
+        f"calibration: {report['calibration']}\n"
         f"self-check on {report['check_tiles']} {report['check_input']} tile(s): "
         f"{report['differing_pixels']} of {report['pixels']} pixels differ from glacier predict "
         f"({report['mismatch_fraction']:.1e})\n"

@@ -47,6 +47,37 @@ InitFromOpt = Annotated[
     ),
 ]
 AllFoldsOpt = Annotated[bool, typer.Option("--all-folds", help="Every fold of the prepared dataset.")]
+AllDataOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all-data",
+        help="Final model(s) on every image, as long as the --from-cv cross-validation chose, with its calibration.",
+    ),
+]
+FromCvOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--from-cv",
+        help="With --all-data: the finetune --all-folds run (or, for ensemble, the ensemble --all-folds folder).",
+    ),
+]
+
+
+def _check_all_data(all_data: bool, from_cv: Path | None, others: dict[str, bool]) -> Path | None:
+    """--from-cv goes with --all-data, which excludes the fold options."""
+    if not all_data:
+        if from_cv is not None:
+            raise ConfigError("--from-cv goes with --all-data")
+        return None
+    if from_cv is None:
+        raise ConfigError(
+            "--all-data needs --from-cv CV_RUN: the cross-validation that chooses the training length "
+            "and the calibration (finetune --all-folds, or ensemble --all-folds for an ensemble)"
+        )
+    clashing = [name for name, given in others.items() if given]
+    if clashing:
+        raise ConfigError(f"--all-data and {' / '.join(clashing)} exclude each other")
+    return from_cv
 
 
 def _int_list(values: list[str] | None, option: str) -> list[int] | None:
@@ -119,20 +150,32 @@ def finetune(
     seed: SeedOpt = None,
     set_: SetOpt = None,
     all_folds: AllFoldsOpt = False,
+    all_data: AllDataOpt = False,
+    from_cv: FromCvOpt = None,
     init_from: InitFromOpt = None,
     resume: ResumeOpt = None,
     push_to_hub: PushOpt = None,
 ) -> None:
-    """Fine-tune on one validation fold (--fold K) or all of them (--all-folds, with a CV summary)."""
+    """Fine-tune on one validation fold (--fold K), all of them (--all-folds, with a CV summary,
+    out-of-fold predictions and a calibration), or on all data (--all-data --from-cv CV_RUN)."""
     from glacier.training.workflows import finetune as run
 
     if all_folds and fold is not None:
         raise ConfigError("--fold and --all-folds exclude each other")
+    source = _check_all_data(all_data, from_cv, {"--all-folds": all_folds, "--fold": fold is not None})
     cfg = config_from_options(
         config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, fold=fold, seed=seed
     )
     _exit_if_stopped(
-        run(cfg, all_folds=all_folds, init_from=init_from, resume=resume, push_to_hub=push_to_hub)
+        run(
+            cfg,
+            all_folds=all_folds,
+            all_data_from=source,
+            keep_length=epochs is not None,
+            init_from=init_from,
+            resume=resume,
+            push_to_hub=push_to_hub,
+        )
     )
 
 
@@ -162,6 +205,8 @@ def ensemble(
         ),
     ] = None,
     all_folds: AllFoldsOpt = False,
+    all_data: AllDataOpt = False,
+    from_cv: FromCvOpt = None,
     init_from: InitFromOpt = None,
     resume: ResumeOpt = None,
     push_to_hub: PushOpt = None,
@@ -169,19 +214,24 @@ def ensemble(
     """Train seed x fold members and write one ensemble folder (predict and export read it).
 
     One member per seed and fold; without --fold or --all-folds, on the config's data.fold.
-    Like every training command it takes --seed and --fold (repeat them, or give lists).
+    Like every training command it takes --seed and --fold (repeat them, or give lists). With
+    --all-folds the members' out-of-fold predictions choose how they are combined and
+    calibrated; --all-data --from-cv ENS then trains one final member per seed on every image.
     """
     from glacier.training.runs import ALL_FOLDS
     from glacier.training.workflows import ensemble as run
 
     if all_folds and folds:
         raise ConfigError("--fold and --all-folds exclude each other")
+    source = _check_all_data(all_data, from_cv, {"--all-folds": all_folds, "--fold": bool(folds)})
     cfg = config_from_options(config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr)
     result = run(
         cfg,
         seeds=_int_list(seeds, "--seed"),
         folds=ALL_FOLDS if all_folds else _int_list(folds, "--fold"),
         out=out,
+        all_data_from=source,
+        keep_length=epochs is not None,
         init_from=init_from,
         resume=resume,
         push_to_hub=push_to_hub,

@@ -6,7 +6,9 @@
 
 Each member normalises the raw image with its own statistics (never recomputed from the
 input), runs with test-time augmentation in one batched forward per window batch, and the
-members' softmax probabilities are averaged (a probability ensemble).
+members' softmax probabilities are averaged (a probability ensemble). With a
+``calibration`` (glacier/decisions/rule.py, fitted on out-of-fold predictions) the members
+are combined and the mask decided by that rule instead, with the members' ``weights``.
 """
 
 from __future__ import annotations
@@ -65,9 +67,15 @@ class Predictor:
         overlap: float = 0.25,
         batch_size: int = 4,
         amp: bool = True,
+        calibration: Any = None,
+        weights: Sequence[float] | None = None,
     ) -> None:
         if not models:
             raise ModelError("no models to predict with")
+        self.calibration = calibration
+        self.weights = [1.0] * len(models) if weights is None else [float(w) for w in weights]
+        if len(self.weights) != len(models):
+            raise ModelError(f"{len(self.weights)} weights for {len(models)} models")
         self.device = resolve_device(device)
         self.tta = check_tta(tta)
         self.overlap = check_overlap(overlap)
@@ -136,20 +144,30 @@ class Predictor:
                 f"{len(self.bands)} bands {list(self.bands)} as (C, H, W)"
             )
         normalised: dict[BandStats, np.ndarray] = {}
-        total = None
+        total, rule = None, self.calibration
         # Members are summed in their listed order (the submission script does the same).
-        for model, stats in self.members:
+        for (model, stats), weight in zip(self.members, self.weights, strict=True):
             if stats not in normalised:
                 normalised[stats] = normalize(image, stats)
             probs = self._member_probabilities(model, normalised[stats])
-            total = probs if total is None else total + probs
+            if rule is not None:
+                total = rule.add_member(total, probs.numpy(), weight)
+            else:
+                total = probs if total is None else total + probs
+        if rule is not None:
+            return rule.combined(total, float(sum(self.weights)))
         return (total / len(self.members)).numpy()
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """(K, H, W) probabilities from ``predict_probabilities`` -> uint8 class indices."""
+        if self.calibration is not None:
+            return self.calibration.decide(probs)
+        return probs.argmax(axis=0).astype(np.uint8)
 
     def predict_mask(self, image: np.ndarray, encoded: bool = True) -> np.ndarray:
         """Raw (C, H, W) image -> uint8 (H, W) mask: 0/85/170/255, or class indices 0..3.
 
         Fill pixels of the image (``glacier.data.fill``) are background, whatever the model says.
         """
-        indices = self.predict_probabilities(image).argmax(axis=0).astype(np.uint8)
-        indices = background_at_fill(indices, image)
+        indices = background_at_fill(self.decide(self.predict_probabilities(image)), image)
         return index_to_encoded(indices) if encoded else indices

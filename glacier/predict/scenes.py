@@ -25,10 +25,10 @@ from glacier.artifacts import open_artifact
 from glacier.atomic import atomic_dir
 from glacier.data.competition import find_scenes, read_scene_image
 from glacier.data.fill import background_at_fill
+from glacier.decisions.loading import calibrated_models
 from glacier.outputs import OutputFolder, files_under
-from glacier.predict.loading import band_folders_for, load_models
+from glacier.predict.loading import band_folders_for
 from glacier.predict.predictor import Predictor
-from glacier.predict.soup import soup_with_meta
 from glacier.predict.writer import write_mask, write_overlay, write_probabilities
 
 
@@ -47,24 +47,31 @@ def predict_folder(
     soup: bool = False,
     members: Sequence[str] | None = None,
     progress: bool = True,
+    calibration: bool = True,
 ) -> dict[str, Any]:
     """Predict every scene of ``input_dir`` with what ``model_path`` names (``open_artifact``).
 
     The band folders read follow the model's bands (``band_folders_for``). ``soup`` averages
-    the members' weights into one model instead of averaging their probabilities. Returns
-    a summary: model, members, tta, device, scenes, outputs, seconds, seconds_per_scene.
+    the members' weights into one model instead of averaging their probabilities (the
+    ensemble's calibration is then applied only if it was fitted for a soup). ``calibration``
+    False ignores the stored decision rule (glacier/decisions/loading.py). Returns a
+    summary: model, members, tta, calibration, device, scenes, outputs, seconds, seconds_per_scene.
     """
     artifact = open_artifact(model_path)
     output = OutputFolder(out_dir, "predict")
     output.check_replaceable(
         "--out", inputs=[model_path, artifact.path, getattr(artifact, "run_dir", None), input_dir]
     )
-    models = load_models(artifact, members=members)
-    num_members = len(models)
-    if soup and len(models) > 1:
-        models = [soup_with_meta(models)]
+    chosen = calibrated_models(artifact, members=members, calibration=calibration, soup=soup)
     predictor = Predictor(
-        models, tta=tta, device=device, tile_size=tile_size, overlap=overlap, batch_size=batch_size
+        chosen.models,
+        tta=tta,
+        device=device,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        calibration=chosen.calibration,
+        weights=chosen.weights,
     )
     scenes = find_scenes(input_dir, require_labels=False, band_folders=band_folders_for(predictor.bands))
 
@@ -75,7 +82,7 @@ def predict_folder(
         for scene in tqdm(scenes, desc="predict", unit="scene", disable=not progress):
             image, profile = read_scene_image(scene)
             probs = predictor.predict_probabilities(image)
-            indices = background_at_fill(probs.argmax(axis=0), image)
+            indices = background_at_fill(predictor.decide(probs), image)
             name = scene.band_paths[0].name
             write_mask(tmp / name, indices, profile)
             outputs.append(str(out_dir / name))
@@ -87,9 +94,10 @@ def predict_folder(
     seconds = time.perf_counter() - start
     return {
         "model": str(artifact.path),
-        "members": num_members,
-        "soup": bool(soup and num_members > 1),
+        "members": chosen.souped or len(chosen.named),
+        "soup": bool(chosen.souped),
         "tta": tta,
+        "calibration": chosen.describe(),
         "device": str(predictor.device),
         "scenes": len(scenes),
         "outputs": outputs,

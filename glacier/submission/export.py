@@ -5,11 +5,16 @@
 ``solution.py`` is ``solution_template.py`` copied verbatim; all configuration goes into
 ``model.pth``, a plain dict saved with ``torch.save``:
 
-    {"format": "glacier-submission", "format_version": 1, "created_by": "glacier 0.1.0",
+    {"format": "glacier-submission", "format_version": 2, "created_by": "glacier 0.1.0",
      "band_folders": ["Band1", ...], "bands": ["blue", ...], "class_values": [0, 85, 170, 255],
      "tta": "flip", "stride": 32, "weights_dtype": "float32" | "float16",
-     "members": [{"name", "architecture", "kwargs": {smp constructor arguments},
+     "calibration": None | {"log_bias", "temperature", "min_component", "max_hole", "combine"},
+     "members": [{"name", "architecture", "kwargs": {smp constructor arguments}, "weight": 1.0,
                   "mean": [...], "std": [...], "state_dict": {plain smp state dict}}]}
+
+``calibration`` is the decision rule fitted on out-of-fold predictions (glacier/decisions/
+rule.py, which solution.py repeats); None (``--no-calibration``, or none fitted) is the
+argmax of the members' mean probability. Version 2 added it and the members' weights.
 
 Nothing is reported as exported until the exported script, run in a fresh interpreter the
 way the platform runs it, reproduces glacier's own masks (see ``selfcheck``).
@@ -29,12 +34,13 @@ from typing import Any
 import torch
 
 from glacier import __version__
+from glacier.decisions.loading import calibrated_models
 from glacier.domain import CLASS_VALUES
 from glacier.errors import ConfigError, ModelError
 from glacier.models import GlacierModel, inference_state_dict, smp_init_kwargs
 from glacier.options import SUBMISSION_TTA_MODES
 from glacier.outputs import OutputFolder
-from glacier.predict.loading import band_folders_for, load_named_models
+from glacier.predict.loading import band_folders_for
 from glacier.predict.predictor import Predictor, member_stats
 from glacier.submission import selfcheck
 
@@ -42,7 +48,7 @@ TEMPLATE_PATH = Path(__file__).with_name("solution_template.py")
 PACKAGE_FILES = ("model.pth", "solution.py")
 """What an export writes into its --out folder (beside whatever else the folder holds)."""
 PACKAGE_FORMAT = "glacier-submission"
-PACKAGE_VERSION = 1
+PACKAGE_VERSION = 2
 MAX_PACKAGE_BYTES = 300 * 1000 * 1000
 """The platform's limit on model.pth (300 MB)."""
 _PICKLE_OVERHEAD = 1.02  # torch.save adds key names and headers to the raw tensor bytes
@@ -75,12 +81,20 @@ def choose_precision(states: Sequence[dict[str, torch.Tensor]], half: bool | Non
 
 
 def build_package(
-    named_models: Sequence[tuple[str, GlacierModel, Any]], *, tta: str, half: bool, stride: int
+    named_models: Sequence[tuple[str, GlacierModel, Any]],
+    *,
+    tta: str,
+    half: bool,
+    stride: int,
+    calibration: Any = None,
+    weights: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """The model.pth dict for ``named_models`` (see the module docstring)."""
+    """The model.pth dict for ``named_models`` (see the module docstring); ``calibration`` a
+    ``glacier.decisions.rule.Calibration`` or None, ``weights`` one per model (default 1)."""
     bands = tuple(named_models[0][1].bands)
+    weights = [1.0] * len(named_models) if weights is None else list(weights)
     members = []
-    for name, model, meta in named_models:
+    for (name, model, meta), weight in zip(named_models, weights, strict=True):
         stats = member_stats(model, meta)
         state = {
             key: (
@@ -93,6 +107,7 @@ def build_package(
                 "name": name,
                 "architecture": model.arch_config["architecture"],
                 "kwargs": smp_init_kwargs(model.arch_config),
+                "weight": float(weight),
                 "mean": list(stats.mean),
                 "std": list(stats.std),
                 "state_dict": state,
@@ -108,8 +123,15 @@ def build_package(
         "tta": tta,
         "stride": int(stride),
         "weights_dtype": "float16" if half else "float32",
+        "calibration": None if calibration is None else _rule_values(calibration),
         "members": members,
     }
+
+
+def _rule_values(calibration: Any) -> dict[str, Any]:
+    """What solution.py needs of the rule: plain lists and numbers."""
+    data = calibration.to_dict()
+    return {key: data[key] for key in ("log_bias", "temperature", "min_component", "max_hole", "combine")}
 
 
 def _as_exported(model: GlacierModel, state: dict[str, torch.Tensor]) -> GlacierModel:
@@ -129,6 +151,7 @@ def export_submission(
     check_input: str | Path | None = None,
     check_tiles: int = 3,
     size_limit: int | None = None,
+    calibration: bool = True,
 ) -> dict[str, Any]:
     """Write ``out_dir/solution.py`` and ``out_dir/model.pth`` and verify them.
 
@@ -137,7 +160,9 @@ def export_submission(
     the exported script in a subprocess on ``check_tiles``
     tiles of ``check_input`` (or synthetic tiles) and requires its masks to equal glacier's
     predictor on the same (exported) weights and TTA for all but ``MAX_MISMATCH_FRACTION`` of
-    the pixels. Returns a report: paths, size, members, precision, mismatch, timings.
+    the pixels. ``calibration`` False exports the plain argmax, not the stored decision rule
+    (glacier/decisions/loading.py). Returns a report: paths, size, members, precision,
+    calibration, mismatch, timings.
     """
     if tta not in SUBMISSION_TTA_MODES:
         raise ConfigError(
@@ -146,12 +171,13 @@ def export_submission(
     size_limit = MAX_PACKAGE_BYTES if size_limit is None else size_limit
     output = OutputFolder(out_dir, "export-submission")
     output.check_no_collision(PACKAGE_FILES, "--out", inputs=[model_path, check_input])
-    named = load_named_models(model_path, members=members)
-    models = [(model, meta) for _, model, meta in named]
+    chosen = calibrated_models(model_path, members=members, calibration=calibration)
+    named, models = chosen.named, chosen.models
     band_folders = band_folders_for(models[0][0].bands)
-    predictor = Predictor(models, tta=tta, device="cpu", tile_size=None)  # checks the members agree on bands
+    decision = {"calibration": chosen.calibration, "weights": chosen.weights}
+    predictor = Predictor(models, tta=tta, device="cpu", tile_size=None, **decision)  # checks bands agree
     half = choose_precision([inference_state_dict(m) for m, _ in models], half, size_limit)
-    package = build_package(named, tta=tta, half=half, stride=predictor.stride)
+    package = build_package(named, tta=tta, half=half, stride=predictor.stride, **decision)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +193,9 @@ def export_submission(
             )
         shutil.copyfile(TEMPLATE_PATH, stage / "solution.py")
         selfcheck.check_solution_source(stage / "solution.py")
-        check = _self_check(stage, named, package, predictor, band_folders, tta, check_input, check_tiles)
+        check = _self_check(
+            stage, named, package, predictor, band_folders, decision, check_input, check_tiles
+        )
         output.write_marker(out_dir, output.written() | set(PACKAGE_FILES))
         for name in PACKAGE_FILES:
             os.replace(stage / name, out_dir / name)
@@ -178,6 +206,8 @@ def export_submission(
         "model": str(out_dir / "model.pth"),
         "size_mb": round(size / 1e6, 2),
         "members": [name for name, _, _ in named],
+        "members_left_out": chosen.left_out,
+        "calibration": chosen.describe(),
         "weights_dtype": package["weights_dtype"],
         "tta": tta,
         **check,
@@ -190,7 +220,7 @@ def _self_check(
     package: dict[str, Any],
     predictor: Predictor,
     band_folders: Sequence[str],
-    tta: str,
+    decision: dict[str, Any],
     check_input: str | Path | None,
     check_tiles: int,
 ) -> dict[str, Any]:
@@ -207,7 +237,7 @@ def _self_check(
             (_as_exported(model, member["state_dict"]), meta)
             for (_, model, meta), member in zip(named, package["members"], strict=True)
         ]
-        reference = Predictor(exported, tta=tta, device="cpu", tile_size=None)
+        reference = Predictor(exported, tta=package["tta"], device="cpu", tile_size=None, **decision)
         comparison = selfcheck.compare_masks(
             run["masks"], selfcheck.reference_masks(reference, tiles_dir, band_folders)
         )

@@ -1,9 +1,9 @@
 """GlacierHack submission: glacier segmentation masks for every tile of the band folders.
 
 Written by ``glacier export-submission``; everything it needs to know (architectures, band
-order, normalisation, class values, test-time augmentation, weights) is in ``model.pth``.
-It runs where only torch, numpy, tifffile and segmentation_models_pytorch (0.3.x) exist,
-on Python 3.9 or newer.
+order, normalisation, class values, test-time augmentation, weights, the decision rule
+fitted on out-of-fold predictions) is in ``model.pth``. It runs where only torch, numpy,
+tifffile, OpenCV and segmentation_models_pytorch (0.3.x) exist, on Python 3.9 or newer.
 
 The platform imports this file and calls ``maskgeration(imagepath, model_path)``, where
 ``imagepath`` maps band folder names ("Band1" ... "Band5") to folder paths, and receives
@@ -17,13 +17,14 @@ import contextlib
 import os
 import re
 
+import cv2
 import numpy as np
 import segmentation_models_pytorch as smp
 import tifffile
 import torch
 
 PACKAGE_FORMAT = "glacier-submission"
-PACKAGE_VERSION = 1
+PACKAGE_VERSION = 2
 TIFF_SUFFIXES = (".tif", ".tiff")
 GDAL_NODATA_TAG = 42113
 
@@ -35,6 +36,7 @@ TTA_TRANSFORMS = {
     "d4": [(k, flip) for flip in (False, True) for k in range(4)],
 }
 _DIGITS = re.compile(r"\d+(?:_\d+)*")
+TINY = np.float32(1e-12)
 
 
 def tile_id(file_name):
@@ -66,7 +68,7 @@ def load_package(model_path, device):
         mean = np.asarray(member["mean"], dtype=np.float32)[:, None, None]
         std = np.asarray(member["std"], dtype=np.float32)[:, None, None]
         std = np.where(std > 0, std, 1.0).astype(np.float32)
-        members.append((net.to(device).eval(), mean, std))
+        members.append((net.to(device).eval(), mean, std, float(member.get("weight", 1.0))))
     return package, members
 
 
@@ -178,21 +180,108 @@ def autocast(device):
     return torch.autocast("cuda", dtype=dtype)
 
 
+# ------------------------------------------------------------------ the decision rule
+# glacier/decisions/rule.py, line for line: the same float32 operations in the same order.
+def sharpen(probs, temperature):
+    """Probabilities (K, ...) at ``temperature``: ``p ** (1 / T)`` renormalised over classes."""
+    if temperature == 1.0:
+        return probs
+    powered = np.power(np.maximum(probs, TINY), np.float32(1.0 / temperature))
+    return powered / powered.sum(axis=0, keepdims=True)
+
+
+def add_member(total, probs, weight, temperature, combine):
+    """Add one member's (K, ...) float32 probabilities, weighted, to the running ``total``."""
+    probs = sharpen(probs, temperature)
+    if combine == "log_probability":
+        probs = np.log(np.maximum(probs, TINY))
+    term = probs * np.float32(weight)
+    return term if total is None else total + term
+
+
+def combined_probabilities(total, weight_sum, combine):
+    """The ensemble's (K, ...) probabilities from the members' weighted ``total``."""
+    mean = total / np.float32(weight_sum)
+    if combine == "log_probability":
+        mean = np.exp(mean - mean.max(axis=0, keepdims=True))
+        mean = mean / mean.sum(axis=0, keepdims=True)
+    return mean
+
+
+def class_scores(probs, log_bias):
+    """``log p_k + log_bias[k]`` for (K, ...) probabilities."""
+    bias = np.asarray(log_bias, dtype=np.float32).reshape((-1,) + (1,) * (probs.ndim - 1))
+    return np.log(np.maximum(probs, TINY)) + bias
+
+
+def remove_small_components(indices, scores, min_component):
+    """Hand every 8-connected component of class k smaller than ``min_component[k]`` pixels to
+    each pixel's best-scoring other class (classes in index order, one pass)."""
+    out = indices.copy()
+    for k, size in enumerate(min_component):
+        if size <= 1:
+            continue
+        _, labels, stats, _ = cv2.connectedComponentsWithStats((out == k).astype(np.uint8), connectivity=8)
+        small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < size) + 1
+        if small.size == 0:
+            continue
+        region = np.isin(labels, small)
+        others = scores[:, region].copy()
+        others[k] = -np.inf
+        out[region] = others.argmax(axis=0).astype(out.dtype)
+    return out
+
+
+def fill_holes(indices, max_hole):
+    """Give class k every 4-connected region of other classes that class k encloses (it
+    does not touch the image border) and that is smaller than ``max_hole[k]`` pixels."""
+    out = indices.copy()
+    height, width = out.shape
+    for k, size in enumerate(max_hole):
+        if size <= 0:
+            continue
+        _, labels, stats, _ = cv2.connectedComponentsWithStats((out != k).astype(np.uint8), connectivity=4)
+        x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+        w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+        inside = (x > 0) & (y > 0) & (x + w < width) & (y + h < height)
+        enclosed = inside & (stats[:, cv2.CC_STAT_AREA] < size)
+        enclosed[0] = False  # label 0: class k itself
+        out[enclosed[labels]] = k
+    return out
+
+
+def decide(probs, log_bias, min_component, max_hole):
+    """(K, H, W) combined probabilities -> uint8 (H, W) class indices."""
+    scores = class_scores(probs, log_bias)
+    indices = scores.argmax(axis=0).astype(np.uint8)
+    indices = remove_small_components(indices, scores, min_component)
+    return fill_holes(indices, max_hole)
+
+
 def predict_image(image, package, members, device):
     """Raw (C, H, W) float32 image -> uint8 (H, W) mask in the package's class values."""
     height, width = image.shape[-2:]
     transforms = TTA_TRANSFORMS[package["tta"]]
     fill = fill_pixels(image)
-    total = None
-    for net, mean, std in members:
+    rule = package.get("calibration")
+    total, weight_sum = None, 0.0
+    for net, mean, std, weight in members:
         normalised = np.nan_to_num((image - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
         normalised[:, fill] = 0.0  # fill (no data) is the band mean in every band, as in training
         padded = pad_to_multiple(normalised, int(package["stride"]))
         x = torch.from_numpy(np.ascontiguousarray(padded[None])).to(device)
         with torch.inference_mode(), autocast(device):
             probs = tta_probabilities(net, x, transforms).float().cpu()[0, :, :height, :width]
-        total = probs if total is None else total + probs
-    indices = (total / len(members)).numpy().argmax(axis=0)
+        if rule is not None:
+            total = add_member(total, probs.numpy(), weight, rule["temperature"], rule["combine"])
+            weight_sum += weight
+        else:
+            total = probs if total is None else total + probs
+    if rule is not None:
+        probs = combined_probabilities(total, weight_sum, rule["combine"])
+        indices = decide(probs, rule["log_bias"], rule["min_component"], rule["max_hole"])
+    else:
+        indices = (total / len(members)).numpy().argmax(axis=0)
     indices[fill] = 0  # fill is background, after the decision
     values = np.asarray(package["class_values"], dtype=np.uint8)
     return values[indices]

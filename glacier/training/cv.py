@@ -1,7 +1,9 @@
 """K-fold cross-validation: the same ``fit`` once per fold, then a summary of the folds.
 
     RUN/fold_0/ ... RUN/fold_{K-1}/   one run folder per fold (docs/ARCHITECTURE.md)
-    RUN/cv_summary.json               per-fold MCC and IoU, their mean and std
+    RUN/cv_summary.json               per-fold MCC and IoU, their mean and std; the pooled
+                                      out-of-fold MCC, the calibration fitted on it and the
+                                      all-data training length (glacier/decisions/fitting.py)
     RUN/cv_summary.md                 the same as a markdown table
 
 K is the prepared dataset's ``num_folds``. With ``resume``, folds that finished are skipped
@@ -83,6 +85,9 @@ def run_cross_validation(
 
     summary = summarize_folds(results)
     if is_main_process():
+        from glacier.decisions.fitting import decide_cross_validation
+
+        summary.update(decide_cross_validation(run_dir, {k: fold_dir(run_dir, k) for k in folds}, print_fn))
         write_summary(run_dir, summary)
         print_fn(summary_table(summary))
     return CVResult(run_dir, results, summary)
@@ -143,9 +148,12 @@ def summary_table(summary: dict[str, Any]) -> str:
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     atomic.write_json(run_dir / SUMMARY_JSON, summary)
+    from glacier.decisions.fitting import decisions_markdown
+
     atomic.write_text(
         run_dir / SUMMARY_MD,
-        f"# Cross-validation: {summary['num_folds']} folds\n\n{summary_table(summary)}\n",
+        f"# Cross-validation: {summary['num_folds']} folds\n\n{summary_table(summary)}\n"
+        + decisions_markdown(summary),
     )
 
 

@@ -2,7 +2,9 @@
 
     ENS/runs/seed42_fold0/ ...     each member's run folder (resumable)
     ENS/members/seed42_fold0/      the member's best model (copied from its run)
-    ENS/ensemble.json, README.md   see glacier/artifacts/ensemble.py
+    ENS/ensemble.json, README.md   see glacier/artifacts/ensemble.py; ensemble.json also holds
+                                   the members' pooled out-of-fold figures, the combination
+                                   chosen on them and its calibration (glacier/decisions/fitting.py)
 
 Members differ only in the config's seed and validation fold. With ``resume``, finished
 members are skipped and an interrupted one continues from its latest state.
@@ -56,12 +58,15 @@ def train_ensemble(
     resume: str | Path | None = None,
     accelerator_factory: Callable[[], Any] | None = None,
     print_fn: Callable[[str], None] = print,
+    extra: dict[str, Any] | None = None,
 ) -> EnsembleResult:
     """Train ``seeds`` x ``folds`` members and write the ensemble folder ``out``.
 
     ``folds``: validation folds, ``"all"``, or None for the config's ``data.fold``. With
     ``data.use_all_for_training`` each seed trains on every tile instead, one member per
-    seed. The ensemble folder is written once every member has finished.
+    seed. The ensemble folder is written once every member has finished; members with
+    validation folds get their combination and calibration fitted on their out-of-fold
+    predictions; ``extra`` adds keys to ensemble.json (the all-data ensemble's calibration).
     """
     from accelerate import PartialState
 
@@ -99,9 +104,14 @@ def train_ensemble(
             )
             for (seed, fold), (name, result) in zip(plan, results.items(), strict=True)
         ]
-        EnsembleFolder.write(
-            out, members, extra={"training": {"config": portable_config(cfg), "seeds": list(seeds)}}
-        )
+        decisions = {}
+        if not cfg.data.use_all_for_training:
+            from glacier.decisions.fitting import MemberRun, decide_ensemble
+
+            runs = [MemberRun(m.name, m.seed, m.fold, results[m.name].out) for m in members]
+            decisions = decide_ensemble(runs, print_fn=print_fn)
+        training = {"training": {"config": portable_config(cfg), "seeds": list(seeds)}}
+        EnsembleFolder.write(out, members, extra={**training, **decisions, **(extra or {})})
         print_fn(f"ensemble of {len(members)} members -> {out}")
     PartialState().wait_for_everyone()
     return EnsembleResult(out, results, True)

@@ -136,7 +136,10 @@ def _fit(cfg: GlacierConfig, folder: RunFolder, accelerator, own_accelerator: bo
                 break
 
     result = _finish(accelerator, folder, parts, models, policy, latest)
-    accelerator.end_training()
+    # Not accelerator.end_training(): it also destroys the process group, and a CV or an
+    # ensemble fits its next run in the same `accelerate launch`, which then has none.
+    for tracker in accelerator.trackers:
+        tracker.finish()
     if own_accelerator:
         accelerator.free_memory()
     return result

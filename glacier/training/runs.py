@@ -4,7 +4,8 @@ the validation folds they use.
 With ``resume``, runs that finished are skipped (their ``result.json`` read back, their
 settings checked against the config: ``resuming.check_resume``) and the interrupted one
 continues from its latest state; a run that stops early (signal,
-``max_hours``) ends the sequence so that the next call picks it up again.
+``max_hours``) ends the sequence so that the next call picks it up again. Each finished run
+that validated on a fold gets its out-of-fold predictions (glacier/training/oof.py), once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from glacier.artifacts.run import RunFolder, RunResult
 from glacier.config import GlacierConfig
 from glacier.errors import ConfigError
 from glacier.training.loop import fit
+from glacier.training.oof import ensure_oof
 from glacier.training.resuming import check_resume
 
 ALL_FOLDS = "all"
@@ -78,6 +80,7 @@ def fit_in_turn(
             check_resume(RunFolder(run.out), run.cfg, why=f"--resume {resume} ({run.label})")
             print_fn(f"{run.label}: already finished ({run.out}), skipped")
             results[run.key] = done
+            ensure_oof(run.out, run.cfg, print_fn)  # only if a session ended before it was written
             continue
         print_fn(f"{run.label} ({i + 1} of {len(runs)}) -> {run.out}")
         result = fit(
@@ -91,6 +94,7 @@ def fit_in_turn(
         if not result.finished:
             print_fn(f"{run.label} stopped ({result.stopped_reason}); continue with --resume latest")
             return results, False
+        ensure_oof(run.out, run.cfg, print_fn)
     return results, True
 
 

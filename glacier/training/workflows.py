@@ -1,4 +1,5 @@
-"""The three training commands as library calls: pretrain, finetune (one fold or all), ensemble.
+"""The three training commands as library calls: pretrain, finetune (one fold, all folds or
+all data), ensemble (seeds x folds, or seeds on all data).
 
 Each adds what a command needs around ``fit``: the Hub repo created at the start (so a bad
 repo id or token fails before hours of training) and the push at the end, from the main
@@ -47,14 +48,25 @@ def finetune(
     cfg: GlacierConfig,
     *,
     all_folds: bool = False,
+    all_data_from: str | Path | None = None,
+    keep_length: bool = False,
     init_from: str | None = None,
     resume: str | None = None,
     push_to_hub: str | None = None,
 ) -> RunResult | CVResult:
-    """Fine-tune on one fold (``data.fold``) or, with ``all_folds``, every fold plus a CV
-    summary. The pushed model is the run's best (with ``all_folds``: the best fold's)."""
+    """Fine-tune on one fold (``data.fold``), with ``all_folds`` every fold plus a CV summary,
+    or with ``all_data_from`` (a CV run) on every tile for the length that CV chose, with its
+    calibration (``keep_length``: ``cfg``'s epochs). The pushed model is the run's best (with
+    ``all_folds``: the best fold's)."""
+    from glacier.training.all_data import fit_all_data
+
     repo_id = push_to_hub or cfg.hub.push_to_hub
     _create_repo(repo_id, cfg)
+    if all_data_from is not None:
+        result = fit_all_data(cfg, all_data_from, keep_length=keep_length, init_from=init_from, resume=resume)
+        if result.finished:
+            _push(result.out, repo_id, cfg)
+        return result
     if not all_folds:
         result = fit(cfg, init_from=init_from, resume=resume)
         if result.finished:
@@ -73,15 +85,31 @@ def ensemble(
     seeds: Sequence[int],
     folds: FoldRequest = None,
     out: str | Path,
+    all_data_from: str | Path | None = None,
+    keep_length: bool = False,
     init_from: str | None = None,
     resume: str | None = None,
     push_to_hub: str | None = None,
 ) -> EnsembleResult:
     """Train the seed x fold members into one ensemble folder (``folds``: see
-    ``train_ensemble``); push it if asked."""
+    ``train_ensemble``), or with ``all_data_from`` (an ensemble trained with all folds) one
+    member per seed on every tile, with that ensemble's length and calibration; push it if asked."""
+    from glacier.training.all_data import train_all_data_ensemble
+
     repo_id = push_to_hub or cfg.hub.push_to_hub
     _create_repo(repo_id, cfg)
-    result = train_ensemble(cfg, seeds=seeds, folds=folds, out=out, init_from=init_from, resume=resume)
+    if all_data_from is not None:
+        result = train_all_data_ensemble(
+            cfg,
+            seeds=seeds,
+            from_cv=all_data_from,
+            out=out,
+            keep_length=keep_length,
+            init_from=init_from,
+            resume=resume,
+        )
+    else:
+        result = train_ensemble(cfg, seeds=seeds, folds=folds, out=out, init_from=init_from, resume=resume)
     if result.finished:
         _push(result.out, repo_id, cfg)
     return result

@@ -1,0 +1,95 @@
+"""Out-of-fold predictions under ``accelerate launch`` with 2 real processes, and a seed x
+fold ensemble whose combination and calibration are chosen on them, carried to all data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_multiprocess_training import launch
+from training_data import FAST, prepared_competition
+
+from glacier.artifacts import RunFolder
+from glacier.config import load_config
+from glacier.decisions.loading import calibrated_models
+from glacier.training.oof import write_oof
+
+
+@pytest.fixture(scope="module")
+def prep(tmp_path_factory):
+    return prepared_competition(tmp_path_factory.mktemp("data"), n_images=6, folds=2)
+
+
+def test_two_processes_write_each_folds_oof_once_and_as_one_process_would(prep, tmp_path):
+    run = tmp_path / "cv"
+    done = launch(
+        "-m", "glacier", "finetune", "--config", "tiny", "--data", str(prep), "--out", str(run),
+        "--all-folds", "--epochs", "1", *FAST,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "2 process(es)" in done.stdout
+    assert done.stdout.count("out-of-fold predictions of") == 2  # the main process, once per fold
+    summary = json.loads((run / "cv_summary.json").read_text())
+    assert summary["oof"]["coverage"].startswith("6 of 6 tiles")
+    for fold in (0, 1):
+        folder = RunFolder(run / f"fold_{fold}")
+        single = tmp_path / f"single_{fold}"
+        single.mkdir()
+        (single / "best").symlink_to(folder.best)
+        recomputed = write_oof(RunFolder(single), load_config(folder.path / "config.yaml"))
+        np.testing.assert_array_equal(recomputed.probabilities(), folder.oof.probabilities())
+        np.testing.assert_array_equal(recomputed.tiles, folder.oof.tiles)
+
+
+@pytest.fixture(scope="module")
+def ensemble(prep, tmp_path_factory):
+    from tests.conftest import run_cli
+
+    out = tmp_path_factory.mktemp("ens") / "ensemble"
+    args = [
+        "ensemble",
+        "--config",
+        "tiny",
+        "--data",
+        prep,
+        "--out",
+        out,
+        "--seeds",
+        "1,2",
+        "--all-folds",
+        "--epochs",
+        "2",
+    ]
+    assert run_cli(*args, *FAST) == 0
+    return out
+
+
+def test_ensemble_chooses_its_combination_on_oof_and_stores_its_rule(ensemble):
+    manifest = json.loads((ensemble / "ensemble.json").read_text())
+    oof, calibration = manifest["oof"], manifest["calibration"]
+    names = [row["name"] for row in oof["table"]]
+    assert names[:2] == ["seed1 alone", "seed2 alone"]
+    assert {"probability mean", "log-probability mean"} <= set(names)
+    assert any(n.startswith("greedy selection") for n in names) and "weight soup (per fold)" in names
+    chosen = next(row for row in oof["table"] if row["name"] == oof["chosen"])
+    candidates = [row for row in oof["table"] if row.get("candidate")]
+    assert chosen["mcc_calibrated"] == max(row["mcc_calibrated"] for row in candidates)
+    assert set(calibration["weights"]) == {m["name"] for m in manifest["members"]}
+    assert calibration["fitted"]["kind"] == "ensemble" and oof["calibrated_mcc"] >= oof["mcc"] - 1e-9
+    assert manifest["final_length"]["runs"] and len(manifest["final_length"]["runs"]) == 4
+    for member in manifest["members"]:
+        assert RunFolder(ensemble / "runs" / member["name"]).oof.exists()
+
+
+def test_all_data_ensemble_carries_the_rule_per_seed(ensemble, prep, tmp_path, cli):
+    final = tmp_path / "final"
+    assert cli("ensemble", "--config", "tiny", "--data", prep, "--out", final, "--seeds", "1,2",
+               "--all-data", "--from-cv", ensemble, *FAST) == 0  # fmt: skip
+    source = json.loads((ensemble / "ensemble.json").read_text())["calibration"]
+    carried = json.loads((final / "ensemble.json").read_text())["calibration"]
+    by_seed = source["fitted"]["unit_weights"]
+    assert carried["weights"] == {"seed1_all": by_seed["seed1"], "seed2_all": by_seed["seed2"]}
+    assert carried["log_bias"] == source["log_bias"] and carried["combine"] == source["combine"]
+    chosen = calibrated_models(final)
+    assert chosen.calibration is not None and chosen.calibration.fitted["carried_from"] == str(ensemble)
