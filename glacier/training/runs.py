@@ -3,7 +3,9 @@ the validation folds they use.
 
 With ``resume``, runs that finished are skipped (their ``result.json`` read back) and the
 interrupted one continues from its latest state; a run that stops early (signal,
-``max_hours``) ends the sequence so that the next call picks it up again.
+``max_hours``) ends the sequence so that the next call picks it up again, and so does a run
+the recorded notebook session has no time left for. ``hooks`` (e.g. ``glacier.hub.sync.HubSync``)
+see each run before it is considered and after it returns: restore it, push it.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from glacier.artifacts.run import RunFolder, RunResult
 from glacier.config import GlacierConfig
 from glacier.errors import ConfigError
+from glacier.training.checkpoints import session_has_room
 from glacier.training.loop import fit
 
 ALL_FOLDS = "all"
@@ -54,6 +57,26 @@ class PlannedRun:
     out: Path
 
 
+class RunHooks(Protocol):
+    """Called by every process around each run of ``fit_in_turn``."""
+
+    def before_run(self, run: PlannedRun, resume: bool) -> None:
+        """Before the run is looked at (``resume``: finished runs will be skipped)."""
+
+    def after_run(self, run: PlannedRun, result: RunResult) -> None:
+        """After the run returned, or was skipped as finished (``result`` read back)."""
+
+
+class NoHooks:
+    """Nothing around the runs."""
+
+    def before_run(self, run: PlannedRun, resume: bool) -> None:
+        pass
+
+    def after_run(self, run: PlannedRun, result: RunResult) -> None:
+        pass
+
+
 def fit_in_turn(
     runs: Sequence[PlannedRun],
     *,
@@ -61,20 +84,29 @@ def fit_in_turn(
     resume: str | Path | None,
     accelerator_factory: Callable[[], Any] | None,
     print_fn: Callable[[str], None],
+    hooks: RunHooks = NoHooks(),  # stateless: one default for every call
 ) -> tuple[dict[Hashable, RunResult], bool]:
     """Fit ``runs`` one after the other; return their results by key and whether all finished.
 
     ``resume`` (any value, e.g. ``"latest"``) skips finished runs and resumes the others from
     their latest state. ``accelerator_factory`` makes each run's Accelerator (default: ``fit``
-    creates one).
+    creates one). A run is not started when the recorded notebook session has no time left
+    for it (``session_has_room``).
     """
     results: dict[Hashable, RunResult] = {}
     for i, run in enumerate(runs):
+        hooks.before_run(run, resume is not None)
         done = RunFolder(run.out).finished_result() if resume is not None else None
         if done is not None:
             print_fn(f"{run.label}: already finished ({run.out}), skipped")
             results[run.key] = done
+            hooks.after_run(run, done)
             continue
+        if not session_has_room(run.cfg, [RunFolder(r.out) for r in runs[: i + 1]]):
+            print_fn(
+                f"{run.label}: not started, the session has no time left for it; continue in a new session"
+            )
+            return results, False
         print_fn(f"{run.label} ({i + 1} of {len(runs)}) -> {run.out}")
         result = fit(
             run.cfg,
@@ -84,6 +116,7 @@ def fit_in_turn(
             out=run.out,
         )
         results[run.key] = result
+        hooks.after_run(run, result)
         if not result.finished:
             print_fn(f"{run.label} stopped ({result.stopped_reason}); continue with --resume latest")
             return results, False
