@@ -36,7 +36,18 @@ ResumeOpt = Annotated[
 PushOpt = Annotated[
     str | None,
     typer.Option(
-        "--push-to-hub", help="Hub repo id (user/name): created now, the best model pushed at the end."
+        "--push-to-hub",
+        help="Hub repo id (user/name): created now; each run pushed when it returns (with its "
+        "training state if it stopped early), the result at the end; with --resume, runs missing "
+        "here are first restored from it.",
+    ),
+]
+HubRevisionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--hub-revision",
+        help="Branch for the pushed result (default main); the folds and members of a sequence "
+        "get branches of their own (finetune-fold_K, ensemble-<member>).",
     ),
 ]
 InitFromOpt = Annotated[
@@ -73,6 +84,7 @@ def pretrain(
     set_: SetOpt = None,
     resume: ResumeOpt = None,
     push_to_hub: PushOpt = None,
+    hub_revision: HubRevisionOpt = None,
 ) -> None:
     """Pretrain (e.g. on HKH); the run folder gets best/ and last/ model folders."""
     from glacier.training.workflows import pretrain as run
@@ -80,7 +92,7 @@ def pretrain(
     cfg = config_from_options(
         config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, fold=fold, seed=seed
     )
-    run(cfg, resume=resume, push_to_hub=push_to_hub)
+    run(cfg, resume=resume, push_to_hub=push_to_hub, hub_revision=hub_revision)
 
 
 @app.command()
@@ -98,6 +110,7 @@ def finetune(
     init_from: InitFromOpt = None,
     resume: ResumeOpt = None,
     push_to_hub: PushOpt = None,
+    hub_revision: HubRevisionOpt = None,
 ) -> None:
     """Fine-tune on one validation fold (--fold K) or all of them (--all-folds, with a CV summary)."""
     from glacier.training.workflows import finetune as run
@@ -107,7 +120,14 @@ def finetune(
     cfg = config_from_options(
         config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, fold=fold, seed=seed
     )
-    run(cfg, all_folds=all_folds, init_from=init_from, resume=resume, push_to_hub=push_to_hub)
+    run(
+        cfg,
+        all_folds=all_folds,
+        init_from=init_from,
+        resume=resume,
+        push_to_hub=push_to_hub,
+        hub_revision=hub_revision,
+    )
 
 
 @app.command()
@@ -129,6 +149,7 @@ def ensemble(
     init_from: InitFromOpt = None,
     resume: ResumeOpt = None,
     push_to_hub: PushOpt = None,
+    hub_revision: HubRevisionOpt = None,
 ) -> None:
     """Train seed x fold members and write one ensemble folder (predict and export read it).
 
@@ -148,4 +169,5 @@ def ensemble(
         init_from=init_from,
         resume=resume,
         push_to_hub=push_to_hub,
+        hub_revision=hub_revision,
     )

@@ -58,11 +58,13 @@ def pull(repo_id: str, out: Path, revision: str | None = None) -> Path:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            _link_or_copy(path.resolve(), target)
+            link_or_copy(path.resolve(), target)
     return out
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` (a cached file) to ``target``, or copy it across file systems.
+    Safe because glacier replaces files by renaming, never writes them in place."""
     try:
         os.link(source, target)
     except OSError:

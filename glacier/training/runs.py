@@ -89,7 +89,7 @@ def fit_in_turn(
     """Fit ``runs`` one after the other; return their results by key and whether all finished.
 
     ``resume`` (any value, e.g. ``"latest"``) skips finished runs and resumes the others from
-    their latest state. ``accelerator_factory`` makes each run's Accelerator (default: ``fit``
+    their latest state (a single run: from the state ``resume`` names). ``accelerator_factory`` makes each run's Accelerator (default: ``fit``
     creates one). A run is not started when the recorded notebook session has no time left
     for it (``session_has_room``).
     """
@@ -112,7 +112,8 @@ def fit_in_turn(
             run.cfg,
             accelerator=accelerator_factory() if accelerator_factory else None,
             init_from=init_from,
-            resume="latest" if resume is not None else None,
+            # A named state (not "latest") makes sense for a sequence of one run only.
+            resume=resume if len(runs) == 1 or resume is None else "latest",
             out=run.out,
         )
         results[run.key] = result

@@ -1,20 +1,27 @@
 """The three training commands as library calls: pretrain, finetune (one fold or all), ensemble.
 
-Each adds what a command needs around ``fit``: the Hub repo created at the start (so a bad
-repo id or token fails before hours of training) and the push at the end, from the main
-process only. The CLI (glacier/cli/train.py) only parses options and calls one of these.
+Each adds what a command needs around the runs: the Hub repo created at the start (so a bad
+repo id or token fails before hours of training), every run pushed to the Hub as it returns
+and restored from it when resuming on a machine that lacks it (glacier/hub/sync.py), and the
+command's result pushed at the end, from the main process only. The CLI
+(glacier/cli/train.py) only parses options and calls one of these.
+
+Where things go in the repo: a single run (pretrain, finetune of one fold) and a command's
+result (the best fold of a CV, the ensemble) go to ``hub_revision`` (default main); each
+fold of a CV to branch ``finetune-fold_K``, each ensemble member to ``ensemble-<member>``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from glacier.config import GlacierConfig
+from glacier.errors import GlacierError
 from glacier.training.cv import CVResult, run_cross_validation
 from glacier.training.ensemble import EnsembleResult, train_ensemble
-from glacier.training.loop import RunResult, fit
-from glacier.training.runs import FoldRequest, is_main_process
+from glacier.training.loop import RunResult
+from glacier.training.runs import FoldRequest, NoHooks, PlannedRun, RunHooks, fit_in_turn, is_main_process
 
 
 def _create_repo(repo_id: str | None, cfg: GlacierConfig) -> None:
@@ -22,25 +29,52 @@ def _create_repo(repo_id: str | None, cfg: GlacierConfig) -> None:
         from glacier.hub import create_repo_early
 
         url = create_repo_early(repo_id, private=cfg.hub.private)
-        print(f"Hub repo ready: {url} (the best model is pushed when training ends)")
+        print(f"Hub repo ready: {url} (each run is pushed when it returns; --resume restores missing runs)")
 
 
-def _push(folder: Path | None, repo_id: str | None, cfg: GlacierConfig) -> None:
+def _hooks(repo_id: str | None, cfg: GlacierConfig, branch_of: Callable[[PlannedRun], str]) -> RunHooks:
+    if not repo_id:
+        return NoHooks()
+    from glacier.hub.sync import HubSync
+
+    return HubSync(repo_id, branch_of, private=cfg.hub.private)
+
+
+def _push(folder: Path | None, repo_id: str | None, cfg: GlacierConfig, revision: str | None) -> None:
     if repo_id and folder is not None and is_main_process():
         from glacier.hub import push_folder
 
-        url = push_folder(folder, repo_id, private=cfg.hub.private)
+        url = push_folder(folder, repo_id, private=cfg.hub.private, revision=revision)
         print(f"pushed {folder} -> {url}")
 
 
-def pretrain(cfg: GlacierConfig, *, resume: str | None = None, push_to_hub: str | None = None) -> RunResult:
-    """Pretraining (e.g. on HKH): one ``fit``; pushes the run's best model if asked."""
+def _fit_one(
+    cfg: GlacierConfig, label: str, *, init_from: str | None, resume: str | None, hooks: RunHooks
+) -> RunResult:
+    """One ``fit`` as a sequence of one run: skipped when finished, restored and pushed by ``hooks``."""
+    run = PlannedRun("run", label, cfg, Path(cfg.out))
+    results, _ = fit_in_turn(
+        [run], init_from=init_from, resume=resume, accelerator_factory=None, print_fn=print, hooks=hooks
+    )
+    if run.key not in results:
+        raise GlacierError(
+            f"{label} not started: the session has no time left for it; continue in a new session"
+        )
+    return results[run.key]
+
+
+def pretrain(
+    cfg: GlacierConfig,
+    *,
+    resume: str | None = None,
+    push_to_hub: str | None = None,
+    hub_revision: str | None = None,
+) -> RunResult:
+    """Pretraining (e.g. on HKH): one ``fit``; pushed to ``hub_revision`` of the repo if asked."""
     repo_id = push_to_hub or cfg.hub.push_to_hub
     _create_repo(repo_id, cfg)
-    result = fit(cfg, resume=resume)
-    if result.finished:
-        _push(result.out, repo_id, cfg)
-    return result
+    hooks = _hooks(repo_id, cfg, lambda run: hub_revision or "main")
+    return _fit_one(cfg, "pretraining", init_from=None, resume=resume, hooks=hooks)
 
 
 def finetune(
@@ -50,20 +84,20 @@ def finetune(
     init_from: str | None = None,
     resume: str | None = None,
     push_to_hub: str | None = None,
+    hub_revision: str | None = None,
 ) -> RunResult | CVResult:
     """Fine-tune on one fold (``data.fold``) or, with ``all_folds``, every fold plus a CV
-    summary. The pushed model is the run's best (with ``all_folds``: the best fold's)."""
+    summary. The model at ``hub_revision`` is the run's best (with ``all_folds``: the best fold's)."""
     repo_id = push_to_hub or cfg.hub.push_to_hub
     _create_repo(repo_id, cfg)
     if not all_folds:
-        result = fit(cfg, init_from=init_from, resume=resume)
-        if result.finished:
-            _push(result.out, repo_id, cfg)
-        return result
-    cv = run_cross_validation(cfg, init_from=init_from, resume=resume)
+        hooks = _hooks(repo_id, cfg, lambda run: hub_revision or "main")
+        return _fit_one(cfg, f"fold {cfg.data.fold}", init_from=init_from, resume=resume, hooks=hooks)
+    hooks = _hooks(repo_id, cfg, lambda run: f"finetune-{run.out.name}")
+    cv = run_cross_validation(cfg, init_from=init_from, resume=resume, hooks=hooks)
     if cv.finished and repo_id:
         best_fold = max(cv.folds, key=lambda k: cv.folds[k].best_metrics.get("mcc") or float("-inf"))
-        _push(cv.folds[best_fold].out, repo_id, cfg)
+        _push(cv.folds[best_fold].out, repo_id, cfg, hub_revision)
     return cv
 
 
@@ -76,12 +110,16 @@ def ensemble(
     init_from: str | None = None,
     resume: str | None = None,
     push_to_hub: str | None = None,
+    hub_revision: str | None = None,
 ) -> EnsembleResult:
     """Train the seed x fold members into one ensemble folder (``folds``: see
-    ``train_ensemble``); push it if asked."""
+    ``train_ensemble``); push it to ``hub_revision`` if asked."""
     repo_id = push_to_hub or cfg.hub.push_to_hub
     _create_repo(repo_id, cfg)
-    result = train_ensemble(cfg, seeds=seeds, folds=folds, out=out, init_from=init_from, resume=resume)
+    hooks = _hooks(repo_id, cfg, lambda run: f"ensemble-{run.out.name}")
+    result = train_ensemble(
+        cfg, seeds=seeds, folds=folds, out=out, init_from=init_from, resume=resume, hooks=hooks
+    )
     if result.finished:
-        _push(result.out, repo_id, cfg)
+        _push(result.out, repo_id, cfg, hub_revision)
     return result
