@@ -90,7 +90,16 @@ def pretrain(
     from glacier.training.workflows import pretrain as run
 
     cfg = config_from_options(
-        config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, fold=fold, seed=seed
+        config,
+        set_,
+        data=data,
+        out=out,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        fold=fold,
+        seed=seed,
+        resume=resume,
     )
     run(cfg, resume=resume, push_to_hub=push_to_hub, hub_revision=hub_revision)
 
@@ -118,7 +127,16 @@ def finetune(
     if all_folds and fold is not None:
         raise ConfigError("--fold and --all-folds exclude each other")
     cfg = config_from_options(
-        config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, fold=fold, seed=seed
+        config,
+        set_,
+        data=data,
+        out=out,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        fold=fold,
+        seed=seed,
+        resume=resume,
     )
     run(
         cfg,
@@ -160,7 +178,9 @@ def ensemble(
 
     if all_folds and folds is not None:
         raise ConfigError("--folds and --all-folds exclude each other")
-    cfg = config_from_options(config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr)
+    cfg = config_from_options(
+        config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, resume=resume
+    )
     run(
         cfg,
         seeds=_int_list(seeds, "--seeds"),
