@@ -199,3 +199,32 @@ def test_a_restore_that_cannot_reach_the_hub_stops_before_training(hub, prep, tm
     with pytest.raises(HubError, match="restore branch 'finetune-fold_0'.*HTTP 503"):
         finetune(cfg, all_folds=True, resume="latest", push_to_hub="alice/down")
     assert not (tmp_path / "cv" / "fold_0").exists()
+
+
+def test_two_processes_push_and_restore_without_waiting_for_each_other(hub, prep, tmp_path):  # noqa: F811
+    """Only the main process talks to the Hub; the other waits for the restore and goes
+    on while the main one pushes. Session 1 trains both folds, session 2 (a fresh folder
+    and cache) restores and skips them."""
+    from test_multiprocess_training import launch
+
+    def phase(out, cache):
+        env = {**hub.env, "HF_HUB_CACHE": str(cache)}
+        argv = [
+            "-m", "glacier", "finetune", "--config", "tiny", "--data", str(prep), "--out", str(out),
+            "--all-folds", "--epochs", "1", "--resume", "latest", "--push-to-hub", "alice/two",
+            *[x for s in SETTINGS for x in ("--set", s)],
+        ]  # fmt: skip
+        done = launch(*argv, env=env)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done.stdout
+
+    first = phase(tmp_path / "one", tmp_path / "cache1")
+    assert "2 process(es)" in first and first.count("pushed to alice/two@finetune-fold_") == 2, first
+    for fold in (0, 1):
+        result = json.loads(hub.files("alice/two", f"finetune-fold_{fold}")["result.json"])
+        assert result["stopped_reason"] == "completed"
+
+    second = phase(tmp_path / "two", tmp_path / "cache2")
+    assert second.count("restored from alice/two@finetune-fold_") == 2  # by the main process only
+    assert second.count("already finished") == 2 and "training tiny_fold" not in second
+    assert (tmp_path / "two" / "cv_summary.json").is_file()

@@ -63,13 +63,14 @@ class HubSync:
 
     def before_run(self, run, resume: bool) -> None:
         """Restore ``run`` from the Hub if resuming and this machine does not hold it."""
-        from accelerate import PartialState
         from accelerate.utils import broadcast_object_list
+
+        from glacier.training.runs import process_state
 
         if not resume:
             return  # a fresh run was asked for: nothing may be put in its folder
         failure = None
-        if PartialState().is_main_process:
+        if process_state().is_main_process:
             try:
                 self._restore(run)
             except HubError as exc:
@@ -82,9 +83,9 @@ class HubSync:
 
     def after_run(self, run, result: RunResult) -> None:
         """Push ``run`` unless its branch already holds this result (main process only)."""
-        from accelerate import PartialState
+        from glacier.training.runs import is_main_process
 
-        if not PartialState().is_main_process:
+        if not is_main_process():
             return
         branch = self.branch_of(run)
         folder = RunFolder(run.out)

@@ -263,12 +263,15 @@ def session_has_room(cfg: GlacierConfig, folders, session: Session | None = None
     The main process decides for all: their clocks differ, and a run that one process
     skipped and another started would leave the second waiting forever.
     """
-    from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
+    from glacier.training.runs import process_state
+
     session = current_session() if session is None else session
+    if session is None:
+        return True  # every process reads the same (absent) record: no need to agree
     answer = [True]
-    if session is not None and PartialState().is_main_process:
+    if process_state().is_main_process:
         left = Deadline(cfg.training.max_hours, session=session).remaining
         answer = [left is None or left > max((_longest_epoch(f) for f in folders), default=0.0)]
     return bool(broadcast_object_list(answer)[0])

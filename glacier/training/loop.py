@@ -121,7 +121,10 @@ def fit(
                 break
 
     result = _finish(accelerator, folder, parts, models, policy, latest)
-    accelerator.end_training()
+    # Not end_training(): it also destroys the process group, which the next run of a
+    # sequence (the next fold, member) still needs; the command ends it (workflows.py).
+    for tracker in accelerator.trackers:
+        tracker.finish()
     if own_accelerator:
         accelerator.free_memory()
     return result

@@ -126,6 +126,16 @@ def fit_in_turn(
 
 def is_main_process() -> bool:
     """Whether this is the process that writes shared files (the only one, outside a launch)."""
-    from accelerate import PartialState
+    return process_state().is_main_process
 
-    return PartialState().is_main_process
+
+def process_state():
+    """Accelerate's state of this process, set up as ``Accelerator()`` would set it up.
+
+    A bare ``PartialState()`` ignores ``ACCELERATE_USE_CPU``; made before any Accelerator,
+    it turns a 2-process CPU launch into two single processes. This one honours it.
+    """
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))

@@ -13,7 +13,8 @@ fold of a CV to branch ``finetune-fold_K``, each ensemble member to ``ensemble-<
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from glacier.config import GlacierConfig
@@ -21,7 +22,30 @@ from glacier.errors import GlacierError
 from glacier.training.cv import CVResult, run_cross_validation
 from glacier.training.ensemble import EnsembleResult, train_ensemble
 from glacier.training.loop import RunResult
-from glacier.training.runs import FoldRequest, NoHooks, PlannedRun, RunHooks, fit_in_turn, is_main_process
+from glacier.training.runs import (
+    FoldRequest,
+    NoHooks,
+    PlannedRun,
+    RunHooks,
+    fit_in_turn,
+    is_main_process,
+    process_state,
+)
+
+
+@contextlib.contextmanager
+def _command() -> Iterator[None]:
+    """Around a command's runs: the process group, which its runs share, ends with it."""
+    try:
+        yield
+    finally:
+        process_state().destroy_process_group()
+
+
+def _say(message: str) -> None:
+    """Print from the main process only (every process runs the sequence)."""
+    if is_main_process():
+        print(message)
 
 
 def _create_repo(repo_id: str | None, cfg: GlacierConfig) -> None:
@@ -37,7 +61,7 @@ def _hooks(repo_id: str | None, cfg: GlacierConfig, branch_of: Callable[[Planned
         return NoHooks()
     from glacier.hub.sync import HubSync
 
-    return HubSync(repo_id, branch_of, private=cfg.hub.private)
+    return HubSync(repo_id, branch_of, private=cfg.hub.private, print_fn=_say)
 
 
 def _push(folder: Path | None, repo_id: str | None, cfg: GlacierConfig, revision: str | None) -> None:
@@ -54,7 +78,7 @@ def _fit_one(
     """One ``fit`` as a sequence of one run: skipped when finished, restored and pushed by ``hooks``."""
     run = PlannedRun("run", label, cfg, Path(cfg.out))
     results, _ = fit_in_turn(
-        [run], init_from=init_from, resume=resume, accelerator_factory=None, print_fn=print, hooks=hooks
+        [run], init_from=init_from, resume=resume, accelerator_factory=None, print_fn=_say, hooks=hooks
     )
     if run.key not in results:
         raise GlacierError(
@@ -72,9 +96,10 @@ def pretrain(
 ) -> RunResult:
     """Pretraining (e.g. on HKH): one ``fit``; pushed to ``hub_revision`` of the repo if asked."""
     repo_id = push_to_hub or cfg.hub.push_to_hub
-    _create_repo(repo_id, cfg)
-    hooks = _hooks(repo_id, cfg, lambda run: hub_revision or "main")
-    return _fit_one(cfg, "pretraining", init_from=None, resume=resume, hooks=hooks)
+    with _command():
+        _create_repo(repo_id, cfg)
+        hooks = _hooks(repo_id, cfg, lambda run: hub_revision or "main")
+        return _fit_one(cfg, "pretraining", init_from=None, resume=resume, hooks=hooks)
 
 
 def finetune(
@@ -89,16 +114,17 @@ def finetune(
     """Fine-tune on one fold (``data.fold``) or, with ``all_folds``, every fold plus a CV
     summary. The model at ``hub_revision`` is the run's best (with ``all_folds``: the best fold's)."""
     repo_id = push_to_hub or cfg.hub.push_to_hub
-    _create_repo(repo_id, cfg)
-    if not all_folds:
-        hooks = _hooks(repo_id, cfg, lambda run: hub_revision or "main")
-        return _fit_one(cfg, f"fold {cfg.data.fold}", init_from=init_from, resume=resume, hooks=hooks)
-    hooks = _hooks(repo_id, cfg, lambda run: f"finetune-{run.out.name}")
-    cv = run_cross_validation(cfg, init_from=init_from, resume=resume, hooks=hooks)
-    if cv.finished and repo_id:
-        best_fold = max(cv.folds, key=lambda k: cv.folds[k].best_metrics.get("mcc") or float("-inf"))
-        _push(cv.folds[best_fold].out, repo_id, cfg, hub_revision)
-    return cv
+    with _command():
+        _create_repo(repo_id, cfg)
+        if not all_folds:
+            hooks = _hooks(repo_id, cfg, lambda run: hub_revision or "main")
+            return _fit_one(cfg, f"fold {cfg.data.fold}", init_from=init_from, resume=resume, hooks=hooks)
+        hooks = _hooks(repo_id, cfg, lambda run: f"finetune-{run.out.name}")
+        cv = run_cross_validation(cfg, init_from=init_from, resume=resume, hooks=hooks, print_fn=_say)
+        if cv.finished and repo_id:
+            best_fold = max(cv.folds, key=lambda k: cv.folds[k].best_metrics.get("mcc") or float("-inf"))
+            _push(cv.folds[best_fold].out, repo_id, cfg, hub_revision)
+        return cv
 
 
 def ensemble(
@@ -115,11 +141,19 @@ def ensemble(
     """Train the seed x fold members into one ensemble folder (``folds``: see
     ``train_ensemble``); push it to ``hub_revision`` if asked."""
     repo_id = push_to_hub or cfg.hub.push_to_hub
-    _create_repo(repo_id, cfg)
-    hooks = _hooks(repo_id, cfg, lambda run: f"ensemble-{run.out.name}")
-    result = train_ensemble(
-        cfg, seeds=seeds, folds=folds, out=out, init_from=init_from, resume=resume, hooks=hooks
-    )
-    if result.finished:
-        _push(result.out, repo_id, cfg, hub_revision)
-    return result
+    with _command():
+        _create_repo(repo_id, cfg)
+        hooks = _hooks(repo_id, cfg, lambda run: f"ensemble-{run.out.name}")
+        result = train_ensemble(
+            cfg,
+            seeds=seeds,
+            folds=folds,
+            out=out,
+            init_from=init_from,
+            resume=resume,
+            hooks=hooks,
+            print_fn=_say,
+        )
+        if result.finished:
+            _push(result.out, repo_id, cfg, hub_revision)
+        return result
