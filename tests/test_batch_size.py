@@ -151,3 +151,23 @@ def test_a_resumed_command_keeps_the_batch_size_its_runs_started_with(tmp_path):
     )
     assert started_batch_size(tmp_path / "ens") == 7
     assert started_batch_size(tmp_path / "nothing") is None
+
+
+def test_the_gpu_benchmark_says_it_is_on_cpu_and_runs_reduced(monkeypatch, capsys):
+    import importlib.util
+
+    from tests.conftest import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "gpu_throughput", REPO_ROOT / "benchmarks" / "gpu_throughput.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "CASES", (bench.Case("tiny", "tiny"),))  # one small model: the code path, fast
+    bench.main(["--steps", "5", "--auto"])
+    out = capsys.readouterr().out
+    assert out.startswith("CPU: no GPU found. Reduced mode (64 px crops, batch 2, full precision, 2 steps")
+    assert "they are not GPU figures" in out
+    row = next(line for line in out.splitlines() if line.startswith("| tiny |"))
+    assert float(row.split("|")[5]) > 0  # images/s
+    assert "auto" not in out.split("\n", 1)[1]  # no batch search on a CPU
