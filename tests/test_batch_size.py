@@ -6,6 +6,7 @@ search on a real GPU is what ``benchmarks/gpu_throughput.py --auto`` prints."""
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -162,6 +163,7 @@ def test_the_gpu_benchmark_says_it_is_on_cpu_and_runs_reduced(monkeypatch, capsy
         "gpu_throughput", REPO_ROOT / "benchmarks" / "gpu_throughput.py"
     )
     bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpu_throughput", bench)  # dataclasses look their module up
     spec.loader.exec_module(bench)
     monkeypatch.setattr(bench, "CASES", (bench.Case("tiny", "tiny"),))  # one small model: the code path, fast
     bench.main(["--steps", "5", "--auto"])
