@@ -164,7 +164,8 @@ class TrainingConfig(_Section):
     seed: int = 42
     """Seed of weights, sampling and augmentation; ``--seed`` sets it."""
     max_hours: float | None = Field(None, gt=0)
-    """Stop cleanly, with a state saved, before this much wall time has passed."""
+    """Stop cleanly, with a state saved, before this much wall time has passed (counted from
+    the notebook session's start where the set-up recorded one: glacier/session.py)."""
     nonfinite_loss: Literal["stop", "skip"] = "stop"
     """What a NaN/inf loss does: stop with a message, or skip that step (and stop after 10)."""
     log_every: int = Field(10, ge=1)

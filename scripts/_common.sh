@@ -26,8 +26,15 @@ ENSEMBLE_SEEDS="${ENSEMBLE_SEEDS:-42,43,44}"
 TTA="${TTA:-flip}"
 # Extra arguments for every training command, e.g. EXTRA_ARGS="--epochs 2 --set data.num_workers=0"
 EXTRA_ARGS="${EXTRA_ARGS:-}"
-# Hub repo (user/name) each phase is pushed to when it ends; needs HF_TOKEN. Empty: no push.
+# Hub repo (user/name) that every run is pushed to as it returns and restored from in a new
+# session; needs HF_TOKEN. Empty: runs stay in WORK_DIR.
 HF_REPO="${HF_REPO:-}"
+# The notebook session's start, recorded by kaggle_setup.sh (glacier/session.py): every run's
+# training.max_hours counts from it, and no run goes past the session's limit minus the margin.
+# Exported: the training processes read it. Without the file nothing changes.
+export GLACIER_SESSION_FILE="${GLACIER_SESSION_FILE:-$WORK_DIR/glacier_session.json}"
+SESSION_LIMIT_HOURS="${SESSION_LIMIT_HOURS:-12}"
+SESSION_MARGIN_MINUTES="${SESSION_MARGIN_MINUTES:-30}"
 
 PRETRAIN_RUN="$RUNS_DIR/hkh_pretrain"
 FINETUNE_RUN="$RUNS_DIR/competition_finetune"
@@ -72,14 +79,6 @@ stopped_since() {
   [ -n "$stopped" ]
 }
 
-# After a training phase: a failure ends the script with its status; done or stopped goes on
-# (a stopped run is pushed too, so that the next session can restore and continue it).
-stop_on_failure() {
-  if [ "$1" -ne 0 ] && [ "$1" -ne "$STOPPED" ]; then
-    exit "$1"
-  fi
-}
-
 # The end of a phase script: a stopped run ends the whole workflow with STOPPED.
 end_phase() {
   if [ "$1" -eq "$STOPPED" ]; then
@@ -88,28 +87,24 @@ end_phase() {
   exit "$1"
 }
 
-# "--resume latest" once a run folder holds a saved state: rerunning a phase continues it.
-resume_args() {
-  if [ -d "$1" ] && find "$1" -maxdepth 3 -path '*/states/state_*' -print -quit | grep -q .; then
-    echo "--resume latest"
-  fi
-}
-
 # Whether the run folder $1 holds a finished run (its result.json says completed or early stop).
 run_finished() {
   python -c 'import sys; from glacier.artifacts.run import RunFolder; sys.exit(RunFolder(sys.argv[1]).finished_result() is None)' "$1" 2>/dev/null
 }
 
-# Push a finished phase's folder to the Hub (branch = phase name) when HF_REPO is set.
-push_phase() {
-  local folder="$1" branch="$2"
+# Record the session start, or keep it when this session already recorded one. Standard
+# library only, so it runs before glacier is installed.
+record_session_start() {
+  PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}" python -m glacier.session record "$GLACIER_SESSION_FILE" \
+    --limit-hours "$SESSION_LIMIT_HOURS" --margin-minutes "$SESSION_MARGIN_MINUTES"
+}
+
+# The Hub options of a training phase whose result goes to branch $1: with them each run is
+# pushed when it returns (a stopped one with its state) and restored in a new session.
+hub_args() {
   if [ -z "$HF_REPO" ]; then
-    echo "HF_REPO not set: $folder stays local (set HF_REPO and HF_TOKEN to keep it past this session)"
+    echo "HF_REPO not set: runs stay in $WORK_DIR (set HF_REPO and HF_TOKEN to keep them past this session)" >&2
     return 0
   fi
-  if [ -z "${HF_TOKEN:-}" ]; then
-    echo "HF_REPO=$HF_REPO but HF_TOKEN is not set: cannot push $folder" >&2
-    return 1
-  fi
-  glacier push "$folder" "$HF_REPO" --revision "$branch" "${@:3}"
+  echo "--push-to-hub $HF_REPO --hub-revision $1"
 }

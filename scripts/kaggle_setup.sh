@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Install glacier into the notebook's Python, then link the input data under $DATA_DIR
-# (scripts/link_inputs.sh).
+# Record the session start, install glacier into the notebook's Python, then link the input
+# data under $DATA_DIR (scripts/link_inputs.sh).
 #   bash scripts/kaggle_setup.sh
 # Environment (all optional): KAGGLE_INPUT, WORK_DIR, DATA_DIR, COMPETITION_SRC, HKH_SRC,
-# PIP_CONSTRAINTS.
+# PIP_CONSTRAINTS, SESSION_LIMIT_HOURS, SESSION_MARGIN_MINUTES.
+# The session start ($GLACIER_SESSION_FILE) comes first, before the install takes minutes:
+# every run's training.max_hours counts from it. A rerun in the same session keeps it.
 # The notebook's torch stack is kept: its installed versions are pinned in $PIP_CONSTRAINTS
 # first, so no dependency can replace them (pip keeps them or stops with an error), and
 # checked again after the install. A read-only repository (a Kaggle dataset) is installed
@@ -27,6 +29,7 @@ install_glacier() {
   pip install -q -c "$PIP_CONSTRAINTS" "$copy"
 }
 
+record_session_start
 python "$REPO_DIR/scripts/pin_preinstalled.py" "$PIP_CONSTRAINTS"
 install_glacier
 python "$REPO_DIR/scripts/pin_preinstalled.py" --check "$PIP_CONSTRAINTS"

@@ -26,11 +26,17 @@ run with `accelerate launch` on both GPUs (`accelerate_configs/kaggle_2xT4.yaml`
 **Before running:** Settings -> Accelerator: *GPU T4 x2*; Internet: on (for `pip`); add the
 competition data (`train2.zip` or `Train/`) and the HKH data (raw scenes `raster_data/` +
 `vector_data/`, or `slices/`) as inputs (where to get them: `docs/kaggle.md`), and the
-repository itself as a dataset, or set `REPO_URL` below to clone it. Optional: add Kaggle secrets `HF_TOKEN` and
-`HF_REPO` so every phase is pushed to the Hugging Face Hub when it ends.
+repository itself as a dataset, or set `REPO_URL` below to clone it. Add Kaggle secrets
+`HF_TOKEN` and `HF_REPO` so that every run (each fold, each ensemble member) is pushed to
+the Hugging Face Hub when it returns, and a stopped one with its training state.
 
-**If the session ends:** start a new one, run the set-up cells, then the single cell under
-*Resume*. Finished phases are skipped; an interrupted run continues from its last saved state.""",
+**One session clock:** the set-up records when the session started; every run measures
+`training.max_hours` (11 h in the `*_kaggle` presets) from then, so the last run of the
+session stops cleanly, state saved and pushed, before Kaggle's 12-hour limit.
+
+**If the session ends:** start a new one and run all cells again (or *Save & Run All*).
+Every phase first restores from `HF_REPO` the runs this machine lacks, skips finished runs
+and continues the stopped one from its pushed state.""",
     ),
     (
         "code",
@@ -66,7 +72,8 @@ except Exception as exc:  # no secrets attached: runs stay in /kaggle/working
     (
         "markdown",
         """## Set up
-Pins the notebook's torch, torchvision and torchaudio in `/kaggle/working/pip-constraints.txt`
+Records the session start (`/kaggle/working/glacier_session.json`; a rerun in the same
+session keeps it), pins the notebook's torch, torchvision and torchaudio in `/kaggle/working/pip-constraints.txt`
 so no dependency can replace them, installs glacier (from a copy when the repository is a
 read-only dataset, editable when it is a clone), and links the inputs under
 `/kaggle/working/data` (`competition/`, `hkh/`). Paths are variables: override e.g.
@@ -87,8 +94,8 @@ what the data holds.""",
     (
         "markdown",
         """## 2. Pretrain on HKH
-`training.max_hours: 11` in the `*_kaggle` presets stops a run cleanly with a saved state
-after 11 hours of that run (each run starts its own clock).""",
+`training.max_hours: 11` in the `*_kaggle` presets counts from the session start: a run
+stops cleanly, with a state saved and pushed, 11 hours into the session.""",
     ),
     ("code", "!bash scripts/02_pretrain.sh"),
     (
@@ -105,13 +112,6 @@ Exports `solution.py` + `model.pth` (at most 300 MB) and runs the exported scrip
 platform does, comparing its masks with `glacier predict`.""",
     ),
     ("code", "!bash scripts/05_submission.sh\n!ls -la /kaggle/working/submission"),
-    (
-        "markdown",
-        """## Resume (after a session ended)
-One command: restores pushed phases from the Hub (if `HF_REPO` is set), then reruns every
-phase; finished work is skipped and interrupted runs continue from their latest state.""",
-    ),
-    ("code", "!bash scripts/resume.sh"),
 ]
 
 

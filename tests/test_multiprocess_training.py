@@ -23,10 +23,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(*args: str, processes: int = 2) -> subprocess.CompletedProcess:
+def launch(*args: str, processes: int = 2, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     # --cpu --num_processes 2 silently runs ONE process; --multi_gpu with ACCELERATE_USE_CPU=1
     # starts two real gloo processes on CPU.
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **(env or {}), "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable, "-m", "accelerate.commands.launch",
         "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",

@@ -58,7 +58,8 @@ def test_training_phases_use_accelerate_and_kaggle_presets():
     assert "hkh_pretrain_kaggle" in common and "competition_finetune_kaggle" in common
     for name in ("02_pretrain.sh", "03_finetune_cv.sh", "04_ensemble.sh"):
         text = (SCRIPTS / name).read_text()
-        assert "train_phase " in text and "resume_args" in text and "push_phase" in text, name
+        # Rerunning a phase continues it; with HF_REPO its runs are pushed and restored.
+        assert "train_phase " in text and "--resume latest" in text and "$(hub_args " in text, name
 
 
 def test_notebook_is_valid_and_calls_the_scripts():
@@ -67,8 +68,11 @@ def test_notebook_is_valid_and_calls_the_scripts():
     notebook = json.loads((SCRIPTS / "kaggle.ipynb").read_text())
     assert notebook["nbformat"] == 4
     code = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
-    for name in ["kaggle_setup.sh", *PHASES, "resume.sh"]:
+    for name in ["kaggle_setup.sh", *PHASES]:
         assert f"bash scripts/{name}" in code, name
+    # "Save & Run All" runs every cell in order: the phases restore their own runs, and no
+    # cell after them starts the workflow over.
+    assert "resume.sh" not in code
     nbformat = pytest.importorskip("nbformat")
     nbformat.validate(nbformat.reads(json.dumps(notebook), as_version=4))
 
@@ -123,25 +127,25 @@ def _run(script: str, env: dict[str, str], status: int = 0) -> subprocess.Comple
     return proc
 
 
-def test_resume_args_only_once_a_state_exists(tmp_path):
-    run = tmp_path / "run"
-    cmd = f'source "{SCRIPTS / "_common.sh"}"; resume_args "{run}"'
-    assert (
-        subprocess.run(["bash", "-c", cmd], env=_env(tmp_path), capture_output=True, text=True).stdout == ""
-    )
-    (run / "fold_0" / "states" / "state_000001").mkdir(parents=True)
-    out = subprocess.run(["bash", "-c", cmd], env=_env(tmp_path), capture_output=True, text=True).stdout
-    assert out.strip() == "--resume latest"
-
-
-def test_push_phase_needs_a_token_when_a_repo_is_set(tmp_path):
-    cmd = f'source "{SCRIPTS / "_common.sh"}"; push_phase "{tmp_path}" main'
-    skipped = subprocess.run(["bash", "-c", cmd], env=_env(tmp_path), capture_output=True, text=True)
-    assert skipped.returncode == 0 and "HF_REPO not set" in skipped.stdout
+def test_hub_args_only_with_a_hub_repo(tmp_path):
+    cmd = f'source "{SCRIPTS / "_common.sh"}"; hub_args finetune'
+    alone = subprocess.run(["bash", "-c", cmd], env=_env(tmp_path), capture_output=True, text=True)
+    assert alone.stdout == "" and "HF_REPO not set" in alone.stderr
     env = _env(tmp_path, HF_REPO="me/glacier")
-    env.pop("HF_TOKEN", None)
-    failed = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True)
-    assert failed.returncode == 1 and "HF_TOKEN is not set" in failed.stderr
+    with_hub = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True)
+    assert with_hub.stdout.split() == ["--push-to-hub", "me/glacier", "--hub-revision", "finetune"]
+
+
+def test_the_session_file_is_exported_and_recorded_before_the_install(tmp_path):
+    cmd = f'source "{SCRIPTS / "_common.sh"}"; record_session_start; bash -c \'echo "$GLACIER_SESSION_FILE"\''
+    env = _env(tmp_path, SESSION_MARGIN_MINUTES="40")
+    proc = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    session_file = tmp_path / "working" / "glacier_session.json"
+    assert proc.stdout.splitlines()[-1] == str(session_file)  # what the training processes see
+    assert json.loads(session_file.read_text())["margin_minutes"] == 40.0
+    setup = (SCRIPTS / "kaggle_setup.sh").read_text()
+    assert setup.index("record_session_start") < setup.index("install_glacier\n")
 
 
 def _kaggle_inputs(tmp_path: Path) -> None:
@@ -178,7 +182,7 @@ def test_preprocess_and_pretrain_phases_run_and_resume(tmp_path):
     first = _run("02_pretrain.sh", env)
     run = tmp_path / "working" / "runs" / "hkh_pretrain"
     assert (run / "best" / "model.safetensors").is_file(), first.stdout[-2000:]
-    assert "HF_REPO not set" in first.stdout
+    assert "HF_REPO not set" in first.stderr
     second = _run("02_pretrain.sh", env)
     assert "pretraining has finished" in second.stdout and "--resume" not in second.stderr
     assert list((run / "states").glob("state_*"))

@@ -60,6 +60,9 @@ DAMAGED_SUFFIX = ".damaged"
 _STARTUP_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, LOGS_DIR)
 """What a run writes before it has anything worth keeping (no state, no model, no result)."""
 _STATE_NAME = re.compile(rf"^{STATE_PREFIX}(\d+)$")
+RECORD_FILES = (CONFIG_FILE, METRICS_FILE, RESULT_FILE)
+"""A run's record besides its models, logs and states (files, or folders of files): what a
+Hub push of the run sends beside its best model, and a restore brings back."""
 
 
 @dataclasses.dataclass
@@ -195,6 +198,16 @@ class RunFolder:
         if not self.states.is_dir():
             return []
         return sorted((p for p in self.states.iterdir() if is_complete_state(p)), key=state_number)
+
+    def record_files(self) -> dict[str, Path]:
+        """The ``RECORD_FILES`` the run has written, by path relative to the run folder (a
+        listed folder: every file under it)."""
+        found: dict[str, Path] = {}
+        for name in RECORD_FILES:
+            path = self.path / name
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            found.update({p.relative_to(self.path).as_posix(): p for p in files if p.is_file()})
+        return found
 
     def latest_state(self) -> Path | None:
         states = self.complete_states()

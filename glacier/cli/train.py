@@ -37,7 +37,18 @@ ResumeOpt = Annotated[
 PushOpt = Annotated[
     str | None,
     typer.Option(
-        "--push-to-hub", help="Hub repo id (user/name): created now, the best model pushed at the end."
+        "--push-to-hub",
+        help="Hub repo id (user/name): created now; each run pushed when it returns (with its "
+        "training state if it stopped early), the result at the end; with --resume, runs missing "
+        "here are first restored from it.",
+    ),
+]
+HubRevisionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--hub-revision",
+        help="Branch for the pushed result (default main); the folds and members of a sequence "
+        "get branches of their own (finetune-fold_K, ensemble-<member>).",
     ),
 ]
 InitFromOpt = Annotated[
@@ -128,14 +139,24 @@ def pretrain(
     set_: SetOpt = None,
     resume: ResumeOpt = None,
     push_to_hub: PushOpt = None,
+    hub_revision: HubRevisionOpt = None,
 ) -> None:
     """Pretrain (e.g. on HKH); the run folder gets best/ and last/ model folders."""
     from glacier.training.workflows import pretrain as run
 
     cfg = config_from_options(
-        config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, fold=fold, seed=seed
+        config,
+        set_,
+        data=data,
+        out=out,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        fold=fold,
+        seed=seed,
+        resume=resume,
     )
-    _exit_if_stopped(run(cfg, resume=resume, push_to_hub=push_to_hub))
+    _exit_if_stopped(run(cfg, resume=resume, push_to_hub=push_to_hub, hub_revision=hub_revision))
 
 
 @app.command()
@@ -155,6 +176,7 @@ def finetune(
     init_from: InitFromOpt = None,
     resume: ResumeOpt = None,
     push_to_hub: PushOpt = None,
+    hub_revision: HubRevisionOpt = None,
 ) -> None:
     """Fine-tune on one validation fold (--fold K), all of them (--all-folds, with a CV summary,
     out-of-fold predictions and a calibration), or on all data (--all-data --from-cv CV_RUN)."""
@@ -164,7 +186,16 @@ def finetune(
         raise ConfigError("--fold and --all-folds exclude each other")
     source = _check_all_data(all_data, from_cv, {"--all-folds": all_folds, "--fold": fold is not None})
     cfg = config_from_options(
-        config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, fold=fold, seed=seed
+        config,
+        set_,
+        data=data,
+        out=out,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        fold=fold,
+        seed=seed,
+        resume=resume,
     )
     _exit_if_stopped(
         run(
@@ -175,6 +206,7 @@ def finetune(
             init_from=init_from,
             resume=resume,
             push_to_hub=push_to_hub,
+            hub_revision=hub_revision,
         )
     )
 
@@ -210,6 +242,7 @@ def ensemble(
     init_from: InitFromOpt = None,
     resume: ResumeOpt = None,
     push_to_hub: PushOpt = None,
+    hub_revision: HubRevisionOpt = None,
 ) -> None:
     """Train seed x fold members and write one ensemble folder (predict and export read it).
 
@@ -224,7 +257,9 @@ def ensemble(
     if all_folds and folds:
         raise ConfigError("--fold and --all-folds exclude each other")
     source = _check_all_data(all_data, from_cv, {"--all-folds": all_folds, "--fold": bool(folds)})
-    cfg = config_from_options(config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr)
+    cfg = config_from_options(
+        config, set_, data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, resume=resume
+    )
     result = run(
         cfg,
         seeds=_int_list(seeds, "--seed"),
@@ -235,5 +270,6 @@ def ensemble(
         init_from=init_from,
         resume=resume,
         push_to_hub=push_to_hub,
+        hub_revision=hub_revision,
     )
     _exit_if_stopped(result)

@@ -148,7 +148,7 @@ def _place(output: OutputFolder, files: dict[str, Path]) -> None:
             target = out / name
             target.parent.mkdir(parents=True, exist_ok=True)
             staged[name] = atomic.temporary_sibling(target)
-            _link_or_copy(source.resolve(), staged[name])
+            link_or_copy(source.resolve(), staged[name])
         for name, tmp in staged.items():
             os.replace(tmp, out / name)
             # rename() does nothing when both names are links to one file (a file pulled
@@ -164,7 +164,9 @@ def _place(output: OutputFolder, files: dict[str, Path]) -> None:
     output.write_marker(out, files)
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` (a cached file) to ``target``, or copy it across file systems.
+    Safe because glacier replaces files by renaming, never writes them in place."""
     try:
         os.link(source, target)
     except OSError:

@@ -3,6 +3,7 @@
     push_folder(Path("runs/ft/best"), "me/glacier-unet")          # a model folder
     push_folder(Path("runs/ensemble"), "me/glacier-ensemble")     # members/ + ensemble.json
     push_folder(Path("runs/ft"), "me/glacier-unet", include_states=True)   # a run folder
+    push_folder(Path("runs/ft"), "me/glacier-unet", include_states="latest", prune_states=True)
 
 What goes up is listed first (local checks, before any network call), then the repo is
 created if needed and everything lands in ONE commit, with README.md regenerated from the
@@ -17,15 +18,19 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from glacier.artifacts import MODEL_FORMAT_VERSION, EnsembleFolder, ModelFolder
 from glacier.artifacts.open import open_local
-from glacier.artifacts.run import METRICS_FILE, STATES_DIR
+from glacier.artifacts.run import METRICS_FILE, STATES_DIR, RunFolder
 from glacier.errors import ModelError
 from glacier.hub.auth import check_repo_id, hub_errors, require_token
 
 RUN_EXTRAS = ("cv_summary.json", METRICS_FILE)
-"""Files of a run folder that go up beside its best model."""
+"""Files of a folder that go up beside its model (a run folder also sends its record:
+``RunFolder.record_files``)."""
+States = bool | Literal["latest"]
+"""Which training states a run folder's push sends: none, all, or the newest only."""
 RETRY_HINT = "nothing was committed; run the same command again (files already on the Hub are not re-sent)"
 
 
@@ -73,14 +78,17 @@ def push_folder(
     *,
     private: bool = True,
     revision: str | None = None,
-    include_states: bool = False,
+    include_states: States = False,
     commit_message: str | None = None,
+    prune_states: bool = False,
 ) -> str:
     """Upload a model, ensemble or run folder to ``repo_id`` in one commit; return its URL.
 
     ``private`` applies when the repo is created (an existing repo keeps its visibility);
     ``revision`` is a branch, created from main if missing; ``include_states`` also sends
-    a run folder's resumable training states (``states/``), which are large.
+    a run folder's resumable training states (``states/``), which are large: all of them
+    (True) or the newest (``"latest"``). ``prune_states`` deletes, in the same commit, the
+    repo's files under ``states/`` that this upload does not hold (older states).
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
@@ -103,6 +111,8 @@ def push_folder(
             api.create_repo(repo_id, private=private, exist_ok=True)
             if revision and revision != "main":
                 api.create_branch(repo_id, branch=revision, exist_ok=True)
+            if prune_states:
+                operations += _stale_states(api, repo_id, revision, upload)
             info = api.create_commit(repo_id, operations, commit_message=message, revision=revision)
     finally:
         upload.close()
@@ -110,7 +120,7 @@ def push_folder(
 
 
 # ------------------------------------------------------------------ what goes up
-def collect_upload(folder: Path, include_states: bool = False) -> Upload:
+def collect_upload(folder: Path, include_states: States = False) -> Upload:
     """List the files a push of ``folder`` sends, by what ``open_local`` finds; fail on anything else."""
     if not folder.is_dir():
         raise ModelError(f"{folder}: not found; give a model folder, an ensemble folder or a run folder")
@@ -130,6 +140,8 @@ def collect_upload(folder: Path, include_states: bool = False) -> Upload:
     for name in RUN_EXTRAS:
         if (base / name).is_file():
             upload.files[name] = base / name
+    if upload.kind == "run":
+        upload.files.update(RunFolder(base).record_files())
     if (base / "cv_summary.json").is_file():
         upload.cv_summary = _read_json(base / "cv_summary.json")
     if include_states:
@@ -138,10 +150,24 @@ def collect_upload(folder: Path, include_states: bool = False) -> Upload:
             raise ModelError(
                 f"{folder}: --include-states given but there is no {STATES_DIR}/ folder (only run folders have one)"
             )
-        for path in sorted(p for p in states.rglob("*") if p.is_file()):
+        chosen = RunFolder(base).latest_state() if include_states == "latest" else states
+        for path in sorted(p for p in chosen.rglob("*") if p.is_file()) if chosen else ():
             upload.files[path.relative_to(base).as_posix()] = path
-        upload.states = True
+        upload.states = any(name.startswith(STATES_DIR + "/") for name in upload.files)
     return upload
+
+
+def _stale_states(api, repo_id: str, revision: str | None, upload: Upload) -> list:
+    """Deletions of the repo's files under ``states/`` that ``upload`` does not send."""
+    from huggingface_hub import CommitOperationDelete
+
+    prefix = STATES_DIR + "/"
+    on_hub = api.list_repo_files(repo_id, revision=revision)
+    return [
+        CommitOperationDelete(path_in_repo=path)
+        for path in on_hub
+        if path.startswith(prefix) and path not in upload.files
+    ]
 
 
 def _model_files(model: ModelFolder, upload: Upload, prefix: str = "") -> dict[str, Path]:

@@ -173,9 +173,13 @@ def fit_all_data(
     init_from: str | Path | None = None,
     resume: str | Path | None = None,
     print_fn=print,
+    fit_fn=None,
 ):
     """One final model on every tile, as long as the CV ``from_cv`` chose (``keep_length``:
-    ``cfg``'s epochs instead), with the CV's calibration in its ``best/`` model folder."""
+    ``cfg``'s epochs instead), with the CV's calibration in its ``best/`` model folder.
+
+    ``fit_fn(cfg)`` trains the run (default ``fit`` with ``init_from`` and ``resume``; the
+    training commands pass theirs, which restores and pushes it)."""
     from glacier.artifacts import ModelFolder
     from glacier.decisions.rule import Calibration
     from glacier.training.loop import fit
@@ -187,7 +191,7 @@ def fit_all_data(
     cfg, line = _length_config(cfg, source, keep_length)
     if is_main_process():
         print_fn(line)
-    result = fit(cfg, init_from=init_from, resume=resume)
+    result = (fit_fn or (lambda c: fit(c, init_from=init_from, resume=resume)))(cfg)
     if result.finished and is_main_process():
         ModelFolder(RunFolder(result.out).best).write_calibration(calibration)
     return result
@@ -202,6 +206,7 @@ def train_all_data_ensemble(
     keep_length: bool = False,
     init_from: str | Path | None = None,
     resume: str | Path | None = None,
+    hooks=None,
     print_fn=print,
 ):
     """One final model per seed on every tile, as long as the CV ensemble ``from_cv`` chose,
@@ -218,5 +223,12 @@ def train_all_data_ensemble(
         print_fn(line)
     extra = {"calibration": calibration, "final_length": {**source.length, "from": str(source.path)}}
     return train_ensemble(
-        cfg, seeds=seeds, out=out, init_from=init_from, resume=resume, print_fn=print_fn, extra=extra
+        cfg,
+        seeds=seeds,
+        out=out,
+        init_from=init_from,
+        resume=resume,
+        print_fn=print_fn,
+        extra=extra,
+        **({} if hooks is None else {"hooks": hooks}),
     )

@@ -13,7 +13,8 @@ The rules:
 - The run stops after ``training.early_stopping_patience`` validations without a better MCC;
   on SIGTERM/SIGINT at the next optimizer step, mid-epoch (the epoch's loss sums are saved
   too, so the resumed epoch reports the same loss); after an epoch when the next would
-  not fit in ``training.max_hours``.
+  not fit in ``training.max_hours`` (from the notebook session's start where one is
+  recorded, and never past its end: glacier/session.py).
 - A non-finite loss stops the run with an error (``training.nonfinite_loss=stop``) or skips
   the step, at most ``MAX_SKIPPED_STEPS`` times.
 
@@ -26,10 +27,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from glacier.config import GlacierConfig
 from glacier.errors import GlacierError
+from glacier.session import Session, clock_text, current_session
 from glacier.training.history import EpochSums
 from glacier.training.resuming import restore_state
 from glacier.training.signals import Deadline, StopPoll, StopRequest, any_process
@@ -92,7 +94,13 @@ class StopPolicy:
                 end = policy.end_epoch(epoch, val_mcc)  # then best/, a state, a stop
     """
 
-    def __init__(self, cfg: GlacierConfig, accelerator, clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        cfg: GlacierConfig,
+        accelerator,
+        clock=time.monotonic,
+        session: Session | None | Literal["environment"] = "environment",
+    ) -> None:
         self.cfg = cfg
         self.accelerator = accelerator
         self.state = TrainerState()
@@ -102,10 +110,25 @@ class StopPolicy:
         self._clock = clock
         self._request = StopRequest()
         self._poll = StopPoll(accelerator, self._request, every=cfg.training.log_every)
-        # The budget counts from here: the run is built, its first epoch is about to start.
-        self._deadline = Deadline(cfg.training.max_hours, clock=clock)
+        # The budget counts from here (the run is built, its first epoch is about to start),
+        # or from the start of the notebook session GLACIER_SESSION_FILE records.
+        if session == "environment":
+            session = current_session()
+        self._deadline = Deadline(cfg.training.max_hours, clock=clock, session=session)
+        if session is not None:
+            self._announce_session_deadline()
         self._last_epoch_end = clock()
         self._epoch_length = 0
+
+    def _announce_session_deadline(self) -> None:
+        left = self._deadline.seconds_at_start
+        if left is None:
+            return
+        self.accelerator.print(
+            f"session started {clock_text(self._deadline.session.started_at)}: this run stops by "
+            f"{clock_text(time.time() + left)} ({max(left, 0.0) / 3600:.2f} h left; training.max_hours "
+            f"counts from the session start, the session's end keeps its margin)"
+        )
 
     def __enter__(self) -> StopPolicy:
         self._request.__enter__()
@@ -212,9 +235,8 @@ class StopPolicy:
             return self._poll.reason
         # Each process reads its own clock: agree, or one would stop while the others go on.
         if epoch + 1 < tcfg.epochs and any_process(accelerator, not self._deadline.next_epoch_fits()):
-            accelerator.print(
-                f"training.max_hours: the next epoch would not fit; stopping after epoch {epoch + 1}"
-            )
+            budget = "the session's time" if self._deadline.session else "training.max_hours"
+            accelerator.print(f"{budget}: the next epoch would not fit; stopping after epoch {epoch + 1}")
             return "max_hours"
         return None
 
@@ -233,3 +255,31 @@ class StopPolicy:
         return folder.save_state(
             self.accelerator, state.global_batch, state.to_dict(), self.cfg.checkpoints.keep_last
         )
+
+
+# ------------------------------------------------------------ before a run of a sequence
+def session_has_room(cfg: GlacierConfig, folders, session: Session | None = None) -> bool:
+    """Whether a run of ``cfg`` may start in the recorded notebook session (always, without
+    one): the time left must hold an epoch as long as the longest in ``folders`` (run
+    folders: this run's own, if resumed, and the earlier runs of its sequence).
+
+    The main process decides for all: their clocks differ, and a run that one process
+    skipped and another started would leave the second waiting forever.
+    """
+    from accelerate.utils import broadcast_object_list
+
+    from glacier.training.runs import process_state
+
+    session = current_session() if session is None else session
+    if session is None:
+        return True  # every process reads the same (absent) record: no need to agree
+    answer = [True]
+    if process_state().is_main_process:
+        left = Deadline(cfg.training.max_hours, session=session).remaining
+        answer = [left is None or left > max((_longest_epoch(f) for f in folders), default=0.0)]
+    return bool(broadcast_object_list(answer)[0])
+
+
+def _longest_epoch(folder) -> float:
+    seconds = [row.get("seconds") for row in folder.metrics_rows()]
+    return max((float(s) for s in seconds if s), default=0.0)

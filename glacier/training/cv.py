@@ -22,7 +22,15 @@ from glacier import atomic
 from glacier.artifacts.run import RunResult
 from glacier.config import GlacierConfig
 from glacier.errors import ConfigError
-from glacier.training.runs import ALL_FOLDS, PlannedRun, fit_in_turn, is_main_process, resolve_folds
+from glacier.training.runs import (
+    ALL_FOLDS,
+    NoHooks,
+    PlannedRun,
+    RunHooks,
+    fit_in_turn,
+    is_main_process,
+    resolve_folds,
+)
 
 SUMMARY_JSON = "cv_summary.json"
 SUMMARY_MD = "cv_summary.md"
@@ -53,6 +61,7 @@ def run_cross_validation(
     out: str | Path | None = None,
     accelerator_factory: Callable[[], Any] | None = None,
     print_fn: Callable[[str], None] = print,
+    hooks: RunHooks = NoHooks(),  # e.g. glacier.hub.sync.HubSync: restore and push each run
 ) -> CVResult:
     """Fit every fold (``folds``, default all K of the prepared dataset) into ``RUN/fold_k``.
 
@@ -79,6 +88,7 @@ def run_cross_validation(
         resume=resume,
         accelerator_factory=accelerator_factory,
         print_fn=print_fn,
+        hooks=hooks,
     )
     if not finished:
         return CVResult(run_dir, results, None)

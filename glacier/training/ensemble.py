@@ -22,7 +22,15 @@ from glacier.artifacts.run import RunResult
 from glacier.config import GlacierConfig
 from glacier.errors import ConfigError
 from glacier.training.provenance import portable_config
-from glacier.training.runs import FoldRequest, PlannedRun, fit_in_turn, is_main_process, resolve_folds
+from glacier.training.runs import (
+    FoldRequest,
+    NoHooks,
+    PlannedRun,
+    RunHooks,
+    fit_in_turn,
+    is_main_process,
+    resolve_folds,
+)
 
 RUNS_DIR = "runs"
 
@@ -59,6 +67,7 @@ def train_ensemble(
     accelerator_factory: Callable[[], Any] | None = None,
     print_fn: Callable[[str], None] = print,
     extra: dict[str, Any] | None = None,
+    hooks: RunHooks = NoHooks(),  # e.g. glacier.hub.sync.HubSync: restore and push each run
 ) -> EnsembleResult:
     """Train ``seeds`` x ``folds`` members and write the ensemble folder ``out``.
 
@@ -89,6 +98,7 @@ def train_ensemble(
         resume=resume,
         accelerator_factory=accelerator_factory,
         print_fn=print_fn,
+        hooks=hooks,
     )
     if not finished:
         return EnsembleResult(out, results, False)

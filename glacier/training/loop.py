@@ -136,8 +136,8 @@ def _fit(cfg: GlacierConfig, folder: RunFolder, accelerator, own_accelerator: bo
                 break
 
     result = _finish(accelerator, folder, parts, models, policy, latest)
-    # Not accelerator.end_training(): it also destroys the process group, and a CV or an
-    # ensemble fits its next run in the same `accelerate launch`, which then has none.
+    # Not end_training(): it also destroys the process group, which the next run of a
+    # sequence (the next fold, member) still needs; the command ends it (workflows.py).
     for tracker in accelerator.trackers:
         tracker.finish()
     if own_accelerator:

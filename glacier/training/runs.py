@@ -3,9 +3,12 @@ the validation folds they use.
 
 With ``resume``, runs that finished are skipped (their ``result.json`` read back, their
 settings checked against the config: ``resuming.check_resume``) and the interrupted one
-continues from its latest state; a run that stops early (signal,
-``max_hours``) ends the sequence so that the next call picks it up again. Each finished run
-that validated on a fold gets its out-of-fold predictions (glacier/training/oof.py), once.
+continues from its latest state; a run that stops early (signal, ``max_hours``) ends the
+sequence so that the next call picks it up again, and so does a run the recorded notebook
+session has no time left for. Each finished run that validated on a fold gets its
+out-of-fold predictions (glacier/training/oof.py), once. ``hooks`` (e.g.
+``glacier.hub.sync.HubSync``) see each run before it is considered and after it returns:
+restore it, push it.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from glacier.artifacts.run import RunFolder, RunResult
 from glacier.config import GlacierConfig
 from glacier.errors import ConfigError
+from glacier.training.checkpoints import session_has_room
 from glacier.training.loop import fit
 from glacier.training.oof import ensure_oof
 from glacier.training.resuming import check_resume
@@ -58,6 +62,26 @@ class PlannedRun:
     out: Path
 
 
+class RunHooks(Protocol):
+    """Called by every process around each run of ``fit_in_turn``."""
+
+    def before_run(self, run: PlannedRun, resume: bool) -> None:
+        """Before the run is looked at (``resume``: finished runs will be skipped)."""
+
+    def after_run(self, run: PlannedRun, result: RunResult) -> None:
+        """After the run returned, or was skipped as finished (``result`` read back)."""
+
+
+class NoHooks:
+    """Nothing around the runs."""
+
+    def before_run(self, run: PlannedRun, resume: bool) -> None:
+        pass
+
+    def after_run(self, run: PlannedRun, result: RunResult) -> None:
+        pass
+
+
 def fit_in_turn(
     runs: Sequence[PlannedRun],
     *,
@@ -65,15 +89,18 @@ def fit_in_turn(
     resume: str | Path | None,
     accelerator_factory: Callable[[], Any] | None,
     print_fn: Callable[[str], None],
+    hooks: RunHooks = NoHooks(),  # stateless: one default for every call
 ) -> tuple[dict[Hashable, RunResult], bool]:
     """Fit ``runs`` one after the other; return their results by key and whether all finished.
 
     ``resume`` (any value, e.g. ``"latest"``) skips finished runs and resumes the others from
-    their latest state. ``accelerator_factory`` makes each run's Accelerator (default: ``fit``
-    creates one).
+    their latest state (a single run: from the state ``resume`` names). ``accelerator_factory`` makes each run's Accelerator (default: ``fit``
+    creates one). A run is not started when the recorded notebook session has no time left
+    for it (``session_has_room``).
     """
     results: dict[Hashable, RunResult] = {}
     for i, run in enumerate(runs):
+        hooks.before_run(run, resume is not None)
         done = RunFolder(run.out).finished_result() if resume is not None else None
         if done is not None:
             # Kept only if trained with these settings: a CV must not mix data or models.
@@ -81,16 +108,24 @@ def fit_in_turn(
             print_fn(f"{run.label}: already finished ({run.out}), skipped")
             results[run.key] = done
             ensure_oof(run.out, run.cfg, print_fn)  # only if a session ended before it was written
+            hooks.after_run(run, done)
             continue
+        if not session_has_room(run.cfg, [RunFolder(r.out) for r in runs[: i + 1]]):
+            print_fn(
+                f"{run.label}: not started, the session has no time left for it; continue in a new session"
+            )
+            return results, False
         print_fn(f"{run.label} ({i + 1} of {len(runs)}) -> {run.out}")
         result = fit(
             run.cfg,
             accelerator=accelerator_factory() if accelerator_factory else None,
             init_from=init_from,
-            resume="latest" if resume is not None else None,
+            # A named state (not "latest") makes sense for a sequence of one run only.
+            resume=resume if len(runs) == 1 or resume is None else "latest",
             out=run.out,
         )
         results[run.key] = result
+        hooks.after_run(run, result)
         if not result.finished:
             print_fn(f"{run.label} stopped ({result.stopped_reason}); continue with --resume latest")
             return results, False
@@ -100,6 +135,16 @@ def fit_in_turn(
 
 def is_main_process() -> bool:
     """Whether this is the process that writes shared files (the only one, outside a launch)."""
-    from accelerate import PartialState
+    return process_state().is_main_process
 
-    return PartialState().is_main_process
+
+def process_state():
+    """Accelerate's state of this process, set up as ``Accelerator()`` would set it up.
+
+    A bare ``PartialState()`` ignores ``ACCELERATE_USE_CPU``; made before any Accelerator,
+    it turns a 2-process CPU launch into two single processes. This one honours it.
+    """
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))

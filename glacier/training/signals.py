@@ -2,8 +2,9 @@
 
 A signal handler only sets a flag; the loop notices it at a step boundary (``StopPoll``),
 saves a resumable state and returns. Work never stops in the middle of an optimizer step or a
-checkpoint write, and a notebook's session limit (``training.max_hours``) ends a run with a
-state on disk instead of a killed kernel.
+checkpoint write, and a notebook's session limit (``training.max_hours``, counted from the
+session's start where one is recorded: glacier/session.py) ends a run with a state on disk
+instead of a killed kernel.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import signal
 import threading
 import time
 from types import FrameType
+
+from glacier.session import Session
 
 
 class StopRequest:
@@ -59,25 +62,41 @@ class Deadline:
     The next epoch is expected to take as long as the slowest one recorded so far (``fit``
     records the time from one epoch's end to the next, so the model and state writes
     count too), so the run stops with a state saved before the budget runs out.
+
+    The budget is ``max_hours`` from now, or, in a recorded notebook session
+    (``glacier.session``), ``max_hours`` from the session's start and never past its end
+    minus its margin: a session's sixth run gets what the first five left.
     """
 
-    def __init__(self, max_hours: float | None, clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        max_hours: float | None,
+        clock=time.monotonic,
+        session: Session | None = None,
+        wall_clock=time.time,
+    ) -> None:
         self._clock = clock
-        self._start = clock()
-        self._budget = None if max_hours is None else max_hours * 3600.0
+        self.session = session
+        start = clock()
+        if session is not None:
+            end = session.training_end(max_hours)
+            self.seconds_at_start = None if end is None else end - wall_clock()
+        else:
+            self.seconds_at_start = None if max_hours is None else max_hours * 3600.0
+        self._end = None if self.seconds_at_start is None else start + self.seconds_at_start
         self._longest_epoch = 0.0
 
     def record_epoch(self, seconds: float) -> None:
         self._longest_epoch = max(self._longest_epoch, seconds)
 
     @property
-    def elapsed(self) -> float:
-        return self._clock() - self._start
+    def remaining(self) -> float | None:
+        """Seconds left (negative once passed); None without a budget."""
+        return None if self._end is None else self._end - self._clock()
 
     def next_epoch_fits(self) -> bool:
-        if self._budget is None:
-            return True
-        return self.elapsed + self._longest_epoch <= self._budget
+        remaining = self.remaining
+        return remaining is None or self._longest_epoch <= remaining
 
 
 def any_process(accelerator, flag: bool) -> bool:
