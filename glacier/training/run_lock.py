@@ -95,6 +95,32 @@ class RunLock:
         )
 
 
+def refuse_if_in_use(folder: RunFolder) -> None:
+    """Refuse a run folder another process trains in, without taking its lock: a finished
+    run that a second command is training over again is not read as finished.
+
+    A shared flock probe (every process of a launch may probe at once; only a trainer's
+    exclusive lock conflicts), on the lock file only if it exists (a probe leaves nothing).
+    """
+    import fcntl
+
+    try:
+        handle = open(folder.lock_file, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError:
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise GlacierError(
+            f"{folder.path} is in use: {RunLock(folder).holder_text()}; wait for that run to end "
+            "(or stop it), or choose another --out"
+        ) from None
+    except OSError:
+        pass  # no locks on this file system: nothing to learn
+    finally:
+        handle.close()
+
+
 @contextlib.contextmanager
 def claim_run_folder(
     folder: RunFolder, accelerator, inputs: Iterable[str | Path | None] = ()

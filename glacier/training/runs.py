@@ -25,6 +25,7 @@ from glacier.training.checkpoints import session_has_room
 from glacier.training.loop import fit
 from glacier.training.oof import ensure_oof
 from glacier.training.resuming import check_resume
+from glacier.training.run_lock import refuse_if_in_use
 
 ALL_FOLDS = "all"
 FoldRequest = Sequence[int] | Literal["all"] | None
@@ -103,6 +104,7 @@ def fit_in_turn(
         hooks.before_run(run, resume is not None)
         done = RunFolder(run.out).finished_result() if resume is not None else None
         if done is not None:
+            refuse_if_in_use(RunFolder(run.out))
             # Kept only if trained with these settings: a CV must not mix data or models.
             check_resume(RunFolder(run.out), run.cfg, why=f"--resume {resume} ({run.label})")
             print_fn(f"{run.label}: already finished ({run.out}), skipped")
