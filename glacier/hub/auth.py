@@ -74,73 +74,79 @@ def hub_errors(repo_id: str, action: str, *, retry_hint: str = "") -> Iterator[N
     ``action`` completes "cannot ACTION REPO" (e.g. "push to", "pull"); ``retry_hint``
     is appended to failures worth retrying (network, server errors).
     """
-    from huggingface_hub import errors as hf
-
     retry = f"; {retry_hint}" if retry_hint else ""
     where = f"cannot {action} {repo_id!r}"
-    # Most specific first: in huggingface_hub the HTTP errors, the offline error and the
-    # "not in the cache" error are all OSErrors too.
     try:
         yield
     except HubError:
         raise
-    except hf.OfflineModeIsEnabled:
-        raise HubError(
-            f"{where}: HF_HUB_OFFLINE is set, so the Hub is not contacted; unset it (HF_HUB_OFFLINE=0) to go online"
-        ) from None
-    except hf.RevisionNotFoundError:
-        raise HubError(
-            f"{where}: the revision does not exist on the Hub; check the branch, tag or commit"
-        ) from None
-    except hf.GatedRepoError:
-        raise HubError(f"{where}: the repo is gated; request access on its Hub page, then retry") from None
-    except hf.RepositoryNotFoundError:
-        raise HubError(
+    except Exception as exc:
+        message = _client_failure(exc, where, retry) or _transport_failure(exc, where, retry)
+        if message is None:
+            raise
+        raise HubError(message) from None
+
+
+def _client_failure(exc: Exception, where: str, retry: str) -> str | None:
+    """The message for an error huggingface_hub raises about the repo or its files, or None.
+
+    Most specific first: in huggingface_hub the HTTP errors, the offline error and the "not
+    in the cache" error are all OSErrors too.
+    """
+    from huggingface_hub import errors as hf
+
+    if isinstance(exc, hf.OfflineModeIsEnabled):
+        return f"{where}: HF_HUB_OFFLINE is set, so the Hub is not contacted; unset it (HF_HUB_OFFLINE=0) to go online"
+    if isinstance(exc, hf.RevisionNotFoundError):
+        return f"{where}: the revision does not exist on the Hub; check the branch, tag or commit"
+    if isinstance(exc, hf.GatedRepoError):
+        return f"{where}: the repo is gated; request access on its Hub page, then retry"
+    if isinstance(exc, hf.RepositoryNotFoundError):
+        return (
             f"{where}: repo not found on {endpoint()} (or it is private and your token cannot see it); "
             f"check the id (USER/NAME) and {LOGIN_HINT}"
-        ) from None
-    except hf.LocalEntryNotFoundError as exc:
+        )
+    if isinstance(exc, hf.LocalEntryNotFoundError):
         # snapshot_download's "not online and not in the cache": online, the server may
         # have answered (an HTTP 500 is not "cannot be reached").
         answered = _http_cause(exc)
         if answered is not None:
-            raise HubError(
-                _http_message(where, answered, " and the repo is not in the local cache" + retry)
-            ) from None
-        raise HubError(
+            return _http_message(where, answered, " and the repo is not in the local cache" + retry)
+        return (
             f"{where}: the Hub cannot be reached and the repo is not in the local cache "
             f"({redact(_first_line(exc))}); go online once to pull it{retry}"
-        ) from None
-    except hf.EntryNotFoundError as exc:
-        raise HubError(f"{where}: a file is missing on the Hub ({redact(_first_line(exc))}){retry}") from None
-    except hf.HfHubHTTPError as exc:
-        raise HubError(_http_message(where, exc, retry)) from None
-    except RuntimeError as exc:
+        )
+    if isinstance(exc, hf.EntryNotFoundError):
+        return f"{where}: a file is missing on the Hub ({redact(_first_line(exc))}){retry}"
+    if isinstance(exc, hf.HfHubHTTPError):
+        return _http_message(where, exc, retry)
+    return None
+
+
+def _transport_failure(exc: Exception, where: str, retry: str) -> str | None:
+    """The message for a failed upload, a non-JSON answer, a rejected card, an unreachable
+    Hub or another OSError; None for anything else (a bug: let it raise)."""
+    if isinstance(exc, RuntimeError):
         # huggingface_hub wraps a failed LFS upload in a RuntimeError naming the file.
         cause = exc.__cause__ or exc
-        raise HubError(
-            f"{where}: upload failed ({redact(str(exc))}: {redact(_first_line(cause))}){retry}"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise HubError(
+        return f"{where}: upload failed ({redact(str(exc))}: {redact(_first_line(cause))}){retry}"
+    if isinstance(exc, json.JSONDecodeError):
+        return (
             f"{where}: the server at {endpoint()} answered something that is not JSON ({exc}; "
             f"is HF_ENDPOINT a Hugging Face Hub?){retry}"
-        ) from None
-    except ValueError as exc:
+        )
+    if isinstance(exc, ValueError):
         if "Invalid metadata in README.md" in str(exc):
-            raise HubError(
-                f"{where}: the Hub rejected the model card's metadata: {redact(str(exc))}"
-            ) from None
-        raise
-    except Exception as exc:
-        if network_failure(exc) is not None:
-            raise HubError(
-                f"{where}: cannot reach the Hub at {endpoint()} ({type(exc).__name__}: {redact(str(exc))}); "
-                f"check the network connection or HF_ENDPOINT{retry}"
-            ) from None
-        if isinstance(exc, OSError):
-            raise HubError(f"{where}: {redact(str(exc))}") from None
-        raise
+            return f"{where}: the Hub rejected the model card's metadata: {redact(str(exc))}"
+        return None
+    if network_failure(exc) is not None:
+        return (
+            f"{where}: cannot reach the Hub at {endpoint()} ({type(exc).__name__}: {redact(str(exc))}); "
+            f"check the network connection or HF_ENDPOINT{retry}"
+        )
+    if isinstance(exc, OSError):
+        return f"{where}: {redact(str(exc))}"
+    return None
 
 
 def network_failure(exc: BaseException) -> BaseException | None:
