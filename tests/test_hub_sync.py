@@ -108,7 +108,8 @@ def test_folds_pushed_as_they_go_restored_on_a_fresh_machine_and_finished_exactl
 
     fold_0 = hub.files("alice/cv", "finetune-fold_0")
     assert {"model.safetensors", "boundary_head.safetensors", "config.json", "README.md"} <= set(fold_0)
-    assert {"result.json", "metrics.csv", "config.yaml"} <= set(fold_0)
+    assert {"result.json", "metrics.csv", "config.yaml", "config_history.jsonl"} <= set(fold_0)
+    assert any(p.startswith("oof/") for p in fold_0)  # the calibration needs them
     assert not any(p.startswith("states/") for p in fold_0)
     assert json.loads(fold_0["result.json"])["stopped_reason"] == "completed"
     fold_1 = hub.files("alice/cv", "finetune-fold_1")
@@ -134,6 +135,12 @@ def test_folds_pushed_as_they_go_restored_on_a_fresh_machine_and_finished_exactl
     assert fitted == ["tiny_fold1"]  # fold 0 was not trained again
     # The restored result names this machine's folders, not the first one's.
     assert RunFolder(second / "fold_0").result().best_dir == second / "fold_0" / "best"
+    restored_oof = sorted(
+        p.relative_to(second) for p in (second / "fold_0" / "oof").rglob("*") if p.is_file()
+    )
+    assert restored_oof == sorted(
+        p.relative_to(first) for p in (first / "fold_0" / "oof").rglob("*") if p.is_file()
+    )
 
     # Equal to the uninterrupted run: every weight of both folds, and the CV summary.
     assert_same_fold_weights(reference, second)

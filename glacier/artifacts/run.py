@@ -60,9 +60,10 @@ DAMAGED_SUFFIX = ".damaged"
 _STARTUP_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, LOGS_DIR)
 """What a run writes before it has anything worth keeping (no state, no model, no result)."""
 _STATE_NAME = re.compile(rf"^{STATE_PREFIX}(\d+)$")
-RECORD_FILES = (CONFIG_FILE, METRICS_FILE, RESULT_FILE)
+RECORD_FILES = (CONFIG_FILE, METRICS_FILE, RESULT_FILE, HISTORY_FILE, OOF_DIR)
 """A run's record besides its models, logs and states (files, or folders of files): what a
-Hub push of the run sends beside its best model, and a restore brings back."""
+Hub push of the run sends beside its best model, and a restore brings back (the out-of-fold
+predictions too, so that a restored fold joins the calibration without predicting again)."""
 
 
 @dataclasses.dataclass

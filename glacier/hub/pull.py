@@ -20,7 +20,7 @@ from pathlib import Path
 
 from glacier import atomic
 from glacier.artifacts import EnsembleFolder, ModelFolder
-from glacier.artifacts.run import STATES_DIR
+from glacier.artifacts.run import RECORD_FILES, STATES_DIR
 from glacier.errors import HubError, ModelError
 from glacier.hub.auth import check_repo_id, hub_errors, network_failure
 from glacier.hub.push import RUN_EXTRAS
@@ -29,8 +29,9 @@ from glacier.outputs import OutputFolder, is_safe_relative, remove_empty_parents
 PULL_HINT = "run the same command again when the connection is back"
 MODEL_FILES = (ModelFolder.CONFIG, ModelFolder.WEIGHTS, ModelFolder.BOUNDARY_HEAD, ModelFolder.CARD)
 """The files of a model folder a pull fetches (those present in the repo)."""
-EXTRA_PATTERNS = (*RUN_EXTRAS, f"{STATES_DIR}/*")
-"""A pushed run's files beside its model: metrics, the CV summary, resumable states."""
+EXTRA_PATTERNS = (*RUN_EXTRAS, f"{STATES_DIR}/*", *RECORD_FILES, *(f"{name}/*" for name in RECORD_FILES))
+"""A pushed run's files beside its model: metrics, the CV summary, resumable states and the
+run's record (a file, or a folder of files)."""
 
 
 def download_snapshot(repo_id: str, revision: str | None = None) -> Path:

@@ -127,11 +127,12 @@ def fit_in_turn(
             out=run.out,
         )
         results[run.key] = result
+        if result.finished:
+            ensure_oof(run.out, run.cfg, print_fn)  # before the push: the run's record holds them
         hooks.after_run(run, result)
         if not result.finished:
             print_fn(f"{run.label} stopped ({result.stopped_reason}); continue with --resume latest")
             return results, False
-        ensure_oof(run.out, run.cfg, print_fn)
     return results, True
 
 
