@@ -95,8 +95,11 @@ def test_oof_without_tta_reproduces_the_folds_validation(cv, tmp_path):
     preds = np.asarray(oof.probabilities()).argmax(axis=1)
     labels = np.asarray(oof.labels())
     valid = labels != IGNORE_INDEX
+    # Not to the last digit: validation reads the stored float16 z-values directly, the OOF
+    # (like predict) takes raw values back from them and normalises again, and float32
+    # rounding there flips a few near-tied pixels of this barely trained model.
     assert matthews_corrcoef(labels[valid], preds[valid]) == pytest.approx(
-        folder.model_metrics()["mcc"], abs=1e-6
+        folder.model_metrics()["mcc"], abs=1e-3
     )
 
 

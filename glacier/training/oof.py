@@ -74,7 +74,7 @@ def predict_tiles(predictor, prepared, tiles: np.ndarray) -> np.ndarray:
     bands = [prepared.bands.index(b) for b in predictor.bands]
     out = None
     for i, tile in enumerate(tiles):
-        probs = predictor.predict_probabilities(np.asarray(prepared.images[tile][bands]))
+        probs = predictor.predict_probabilities(prepared.raw_tile(tile)[bands])
         if out is None:
             out = np.empty((len(tiles), *probs.shape), dtype=np.float16)
         out[i] = probs
