@@ -103,6 +103,8 @@ def fit_in_turn(
     for i, run in enumerate(runs):
         hooks.before_run(run, resume is not None)
         done = RunFolder(run.out).finished_result() if resume is not None else None
+        if done is not None and wants_more_epochs(done, run.cfg):
+            done = None  # --resume with more epochs than the run completed: train on
         if done is not None:
             refuse_if_in_use(RunFolder(run.out))
             # Kept only if trained with these settings: a CV must not mix data or models.
@@ -134,6 +136,12 @@ def fit_in_turn(
             print_fn(f"{run.label} stopped ({result.stopped_reason}); continue with --resume latest")
             return results, False
     return results, True
+
+
+def wants_more_epochs(done: RunResult, cfg: GlacierConfig) -> bool:
+    """Whether ``cfg`` asks a run that completed its epochs for more of them (``--resume
+    latest --epochs N`` extends a run); an early-stopped run has ended for good."""
+    return done.stopped_reason == "completed" and done.epochs_run < cfg.training.epochs
 
 
 def is_main_process() -> bool:
