@@ -64,6 +64,7 @@ def session_env(root: Path, inputs, hub=None) -> dict[str, str]:  # noqa: F811
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "OMP_NUM_THREADS": "1",
         "WORK_DIR": str(work),
+        "PREP_DIR": str(work / "prepared"),  # what 01_preprocess.sh would have made
         "KAGGLE_INPUT": str(root / "input"),
         "ACCELERATE_CONFIG": str(REPO_ROOT / "accelerate_configs" / "cpu.yaml"),
         "FINETUNE_CONFIG": "tiny",
