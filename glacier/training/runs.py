@@ -159,3 +159,16 @@ def process_state():
     from accelerate.utils import parse_flag_from_env
 
     return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def end_process_group() -> None:
+    """End the process group this process's runs shared, if one was started.
+
+    What ``PartialState.destroy_process_group()`` does in accelerate 1.x, written out because
+    accelerate 0.30 (the lowest release glacier supports) lacks that method. A process started
+    by ``notebook_launcher``'s fork keeps its group: the launcher owns it.
+    """
+    import torch.distributed as dist
+
+    if not process_state().fork_launched and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

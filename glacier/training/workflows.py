@@ -28,9 +28,9 @@ from glacier.training.runs import (
     NoHooks,
     PlannedRun,
     RunHooks,
+    end_process_group,
     fit_in_turn,
     is_main_process,
-    process_state,
 )
 
 
@@ -40,7 +40,7 @@ def _command() -> Iterator[None]:
     try:
         yield
     finally:
-        process_state().destroy_process_group()
+        end_process_group()
 
 
 def _say(message: str) -> None:
