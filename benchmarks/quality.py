@@ -351,6 +351,9 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.arms.split(","):
             print(f"arm {name} ...", flush=True)
             results.append(arms[name]())
+            s = score(results[-1])  # as each arm ends: a run stopped early keeps what it measured
+            print(f"  {results[-1].name}: MCC {s['mcc']:.4f}, debris recall {s['debris_recall']:.3f}, "
+                  f"{results[-1].wall_s:.0f} s wall, {results[-1].cpu_s:.0f} CPU s", flush=True)  # fmt: skip
         print_goal(results, print_table(results, args, load))
 
 
