@@ -89,7 +89,9 @@ def test_step_budget_decides_the_epochs():
     resolved, line = resolve_length(cfg, 20)
     assert cfg.training.epochs is None and resolved.training.epochs == 20
     assert "400 optimizer steps = 20 epochs x 20 steps" in line
-    assert resolve_length(cfg, 21)[0].training.epochs == 20 and resolve_length(cfg, 19)[0].training.epochs == 22
+    assert (
+        resolve_length(cfg, 21)[0].training.epochs == 20 and resolve_length(cfg, 19)[0].training.epochs == 22
+    )
     # --epochs wins over a preset's step budget, and says so.
     explicit, line = resolve_length(load_config("small", epochs=3), 20)
     assert explicit.training.epochs == 3 and "not used" in line
