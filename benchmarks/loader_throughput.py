@@ -5,7 +5,9 @@
 Writes a competition-layout folder of 512 x 512 x 5 float32 GeoTIFFs, preprocesses it, then
 measures, in one process (= one DataLoader worker), samples per second of:
 
-- ``TileDataset`` on the prepared dataset, with and without augmentation;
+- ``TileDataset`` on the prepared dataset, with the recipe's augmentation (geometry,
+  raw-unit gain/offset, noise, blur, coarse dropout), with the basic augmentation it
+  replaced (``TileAugmentation.basic``: flips, a mild warp, band noise) and without;
 - a direct reader that opens the 5 band GeoTIFFs + the label with rasterio per sample,
   normalises and applies the same augmentation.
 
@@ -68,7 +70,7 @@ class GeoTiffDataset(torch.utils.data.Dataset):
     def __init__(self, train: Path, stats, augment: bool) -> None:
         self.scenes = CompetitionScenes(train, require_labels=True)
         self.stats = stats
-        self.augmentation = TileAugmentation() if augment else None
+        self.augmentation = TileAugmentation(stats) if augment else None
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -115,6 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         prepared = PreparedDataset.open(root / "prep")
         rows = [
             ("prepared (memmap), augment", TileDataset(prepared, augment=True)),
+            (
+                "prepared, basic augment (before)",
+                TileDataset(prepared, augment=TileAugmentation.basic(prepared.stats)),
+            ),
             ("prepared, albumentations augment", TileDataset(prepared, augment=AlbumentationsAugmentation())),
             ("prepared (memmap), no augment", TileDataset(prepared)),
             ("GeoTIFF (rasterio), augment", GeoTiffDataset(train, prepared.stats, augment=True)),
@@ -133,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"prepared / GeoTIFF with augmentation ({label}): {ratio:.2f}x")
             ratio = results["prepared (memmap), augment"][k] / results["prepared, albumentations augment"][k]
             print(f"built-in / albumentations augmentation ({label}): {ratio:.2f}x")
+            ratio = results["prepared (memmap), augment"][k] / results["prepared, basic augment (before)"][k]
+            print(f"recipe / basic augmentation ({label}): {ratio:.2f}x")
     sys.stdout.flush()
 
 

@@ -51,6 +51,10 @@ class DataConfig(_Section):
     """Train on every fold (no validation): for pretraining on all data or final models."""
     augment: bool = True
     """Randomly augment training crops; validation tiles are never augmented."""
+    augment_level: Literal["region", "basic"] = "region"
+    """``region``: geometry, raw-unit gain/offset, noise, blur and coarse dropout, for a test
+    region the model never saw; ``basic``: flips, rotations, a mild warp and band noise only
+    (numpy backend)."""
     augment_backend: Literal["numpy", "albumentations"] = "numpy"
     """Spatial augmentation by glacier's numpy/OpenCV code (fast on many bands) or by an
     albumentations pipeline (glacier.data.augment.AlbumentationsAugmentation)."""
@@ -68,13 +72,19 @@ class ModelConfig(_Section):
     encoder: str = "resnet34"
     """Any segmentation-models-pytorch encoder name (resnet18, resnet34, efficientnet-b0...)."""
     encoder_weights: str | None = None
-    """Kept None for multispectral input; a name would download ImageNet weights."""
+    """``imagenet`` starts the encoder from smp's ImageNet weights, its first convolution
+    adapted by smp to any number of bands (downloaded once into the Hugging Face cache,
+    ``HF_HOME``; offline, place them there first). None starts from random weights."""
     encoder_depth: int = Field(5, ge=3, le=5)
     """Encoder stages used; fewer stages make a smaller, faster model."""
     decoder_channels: list[int] | None = None
     """None keeps the architecture's default."""
     init_from: str | None = None
     """Model folder, ensemble member or Hub id to start from (bands matched by name)."""
+    reinit_head: bool = True
+    """After ``init_from``: re-initialise the segmentation head (the last, per-class layer),
+    keeping the transferred encoder, decoder and boundary head. HKH labels have no lake, so a
+    transferred head has learnt never to predict one."""
 
 
 class OptimizerConfig(_Section):
@@ -89,8 +99,9 @@ class OptimizerConfig(_Section):
 
 
 class SchedulerConfig(_Section):
-    name: Literal["plateau", "cosine", "none"] = "plateau"
-    """``plateau`` lowers the rate when validation MCC stalls; ``cosine`` anneals it over the epochs."""
+    name: Literal["plateau", "cosine", "none"] = "cosine"
+    """``cosine`` anneals the rate to ``min_lr`` over every optimizer step of the run (after
+    the warm-up); ``plateau`` lowers it when validation MCC stalls; ``none`` keeps it."""
     factor: float = Field(0.5, gt=0, lt=1)
     """Plateau: multiply the rate by this when it lowers it."""
     patience: int = Field(5, ge=0)
@@ -98,7 +109,9 @@ class SchedulerConfig(_Section):
     min_lr: float = Field(1e-6, ge=0)
     """The rate never goes below this."""
     warmup_epochs: int = Field(0, ge=0)
-    """Linear warm-up of the rate over the first epochs."""
+    """Linear warm-up of the rate over the first epochs (``warmup_steps`` replaces it when > 0)."""
+    warmup_steps: int = Field(0, ge=0)
+    """Linear warm-up of the rate over the first optimizer steps."""
 
 
 class LossConfig(_Section):
@@ -129,13 +142,33 @@ class LossConfig(_Section):
 
 class SamplerConfig(_Section):
     name: Literal["balanced", "uniform"] = "balanced"
-    """``balanced`` draws tiles so rare classes reach ``target_shares``; ``uniform`` shuffles."""
+    """``balanced`` draws tiles so rare classes approach ``target_shares``; ``uniform`` shuffles."""
     target_shares: dict[str, float] = Field(
-        default_factory=lambda: {"background": 0.10, "glacier": 0.35, "debris": 0.40, "lake": 0.15}
+        default_factory=lambda: {"background": 0.50, "glacier": 0.30, "debris": 0.20, "lake": 0.0}
     )
-    """Expected class shares of the drawn pixels (the pixel-balanced sampler's goal)."""
+    """Class shares of the drawn pixels the balanced sampler aims at, within ``max_weight``.
+    Debris moves MCC most; lake, a few pixels in a few images, hardly at all."""
+    max_weight: float = Field(3.0, ge=1)
+    """No tile is drawn more often than this many times its uniform share (1/N): the
+    sampler cannot collapse onto a few images (its effective sample size stays >= N / this)."""
+    uniform_mix: float = Field(0.5, ge=0, le=1)
+    """Share of the draws made uniformly over the tiles (the rest balanced)."""
+    rare_crop_p: float = Field(0.3, ge=0, le=1)
+    """Share of training crops centred on a pixel of one of ``rare_crop_classes`` (the
+    rarest of them present in the tile; a tile without any gets a random crop)."""
+    rare_crop_classes: list[str] = Field(default_factory=lambda: ["debris"])
+    """Classes a centred crop may centre on."""
     samples_per_epoch: int | None = Field(None, ge=1)
-    """Samples drawn per epoch; None draws as many as there are training tiles."""
+    """Samples drawn per epoch (an epoch is what validation and states count in); None draws
+    as many as there are training tiles."""
+
+    @field_validator("rare_crop_classes")
+    @classmethod
+    def _known_crop_classes(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(CLASS_NAMES))
+        if unknown:
+            raise ValueError(f"unknown classes {unknown}; classes are {list(CLASS_NAMES)}")
+        return value
 
     @field_validator("target_shares")
     @classmethod
@@ -148,9 +181,26 @@ class SamplerConfig(_Section):
         return value
 
 
+class EmaConfig(_Section):
+    """The exponential moving average of the weights: validated and saved as the model."""
+
+    enabled: bool = True
+    """Keep an exponential moving average of the weights (timm's ``ModelEmaV3``), updated
+    after every optimizer step; it is what is validated and saved as the model."""
+    decay: float = Field(0.999, gt=0, lt=1)
+    """Largest decay; early steps use less (``1 - (1 + step) ** -warmup_power``)."""
+    warmup_power: float = Field(0.75, gt=0)
+    """Decay warm-up: 0.75 reaches 0.99 after about 460 steps and 0.999 after about 10,000."""
+
+
 class TrainingConfig(_Section):
-    epochs: int = Field(50, ge=1)
-    """Training epochs (each draws ``sampler.samples_per_epoch`` samples)."""
+    """How long and how a run trains: length, batches, optimizer, schedule, loss, sampler, EMA."""
+
+    steps: int | None = Field(None, ge=1)
+    """Optimizer-step budget; the epochs follow (rounded up to whole epochs of
+    ``sampler.samples_per_epoch`` samples). ``epochs`` (or ``--epochs``), when given, wins."""
+    epochs: int | None = Field(None, ge=1)
+    """Training epochs; None trains for ``steps`` (50 epochs when neither is given)."""
     batch_size: int = Field(8, ge=1)
     """Per process (per GPU)."""
     grad_accum_steps: int = Field(1, ge=1)
@@ -174,6 +224,7 @@ class TrainingConfig(_Section):
     scheduler: SchedulerConfig = SchedulerConfig()
     loss: LossConfig = LossConfig()
     sampler: SamplerConfig = SamplerConfig()
+    ema: EmaConfig = EmaConfig()
 
 
 class CheckpointConfig(_Section):

@@ -102,6 +102,8 @@ CANONICAL_BANDS: dict[str, str] = {
     "elevation": "SRTM elevation (m)",
     "slope": "terrain slope",
 }
+REFLECTANCE_BANDS: frozenset[str] = frozenset({"blue", "green", "red", "nir", "swir1", "swir2", "pan"})
+"""Bands that measure reflected sunlight, where a brightness gain in raw units is physical."""
 
 COMPETITION_BAND_FOLDERS: tuple[str, ...] = ("Band1", "Band2", "Band3", "Band4", "Band5")
 COMPETITION_SENSOR_BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B6", "B10")

@@ -160,7 +160,9 @@ def _rare_world(seed: int = 0) -> np.ndarray:
 def test_balanced_sampler_raises_rare_class_shares():
     counts = _rare_world()
     target = {"background": 0.10, "glacier": 0.35, "debris": 0.40, "lake": 0.15}
-    sampler = BalancedTileSampler(counts, target, num_samples=400, seed=0)
+    # Loose bounds (a tile may take 20x its uniform share): the balancing itself is tested here;
+    # tests/test_recipe.py tests the bounds.
+    sampler = BalancedTileSampler(counts, target, num_samples=400, seed=0, uniform_mix=0.3, max_weight=20)
     uniform = expected_shares(counts, np.full(200, 1 / 200))
     achieved = sampler.expected_shares
     print("\nclass     uniform  balanced  target")
@@ -199,7 +201,8 @@ def test_absent_class_is_dropped_from_the_target():
         counts, {"background": 0.1, "glacier": 0.35, "debris": 0.4, "lake": 0.15}, 50, seed=0
     )
     shares = sampler.expected_shares
-    assert shares["lake"] == 0 and shares["debris"] > 3 * counts[:, 2].sum() / counts.sum()
+    # Within the default bound (no tile above 3x its uniform share) debris still more than doubles.
+    assert shares["lake"] == 0 and shares["debris"] > 2 * counts[:, 2].sum() / counts.sum()
     with pytest.raises(DataError, match="unknown classes"):
         BalancedTileSampler(counts, {"snow": 1.0}, 10, seed=0)
 

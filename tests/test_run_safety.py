@@ -143,10 +143,11 @@ def test_the_same_dataset_moved_is_allowed_another_refused(prep, tmp_path):
         check_resume(folder, cfg.updated(**{"data.path": str(other)}))
 
 
-def test_epochs_are_fixed_under_a_cosine_schedule(prep, tmp_path):
+def test_length_may_change_under_a_cosine_schedule(prep, tmp_path):
+    # The schedule falls from its current rate to the new end (tests/test_recipe.py).
     folder, cfg = _saved_run(tmp_path, prep, **{"training.scheduler.name": "cosine"})
-    with pytest.raises(ConfigError, match="training.epochs 2 -> 3"):
-        check_resume(folder, cfg.updated(**{"training.epochs": 3}))
+    longer = cfg.updated(**{"training.epochs": 3, "training.steps": 40})
+    assert check_resume(folder, longer) == {"training.epochs": (2, 3), "training.steps": (None, 40)}
 
 
 def test_resume_prints_and_records_its_changes(prep, tmp_path, cli, capsys):
@@ -185,7 +186,7 @@ def test_a_run_restored_from_the_hub_is_checked_against_its_best_model(prep, tmp
     restored = tmp_path / "restored"  # what scripts/resume.sh rebuilds: best/, states/, metrics.csv
     shutil.copytree(run / "best", restored / "best")
     shutil.copytree(run / "states", restored / "states")
-    cfg = _cfg(prep, 2).updated(out=str(restored))
+    cfg = _cfg(prep, 2, scheduler="cosine").updated(out=str(restored))
     assert check_resume(RunFolder(restored), cfg)["training.epochs"] == (1, 2)  # data.path: same manifest
     other = prepared_competition(tmp_path / "other", folds=2)
     with pytest.raises(ConfigError, match="data.path None"):
@@ -193,10 +194,15 @@ def test_a_run_restored_from_the_hub_is_checked_against_its_best_model(prep, tmp
 
 
 # ---------------------------------------------------------------------- damaged states
-def _cfg(prep, epochs):
-    return load_config(
-        "tiny", ["training.sampler.samples_per_epoch=16", "training.batch_size=4"], data=prep, epochs=epochs
-    )
+def _cfg(prep, epochs, scheduler="plateau"):
+    # Plateau: "2 epochs, then 3" equals "3 epochs" only for a schedule that does not depend
+    # on the run's length (tiny's cosine does).
+    overrides = [
+        "training.sampler.samples_per_epoch=16",
+        "training.batch_size=4",
+        f"training.scheduler.name={scheduler}",
+    ]
+    return load_config("tiny", overrides, data=prep, epochs=epochs)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -246,7 +252,7 @@ def test_no_loadable_state_is_one_error(prep, tmp_path, cli, capsys):
         _garble(state / "optimizer.bin")
     capsys.readouterr()
     code = cli("finetune", "--config", "tiny", "--set", "training.sampler.samples_per_epoch=16",
-               "--data", prep, "--out", run, "--epochs", "3", "--resume", "latest")  # fmt: skip
+               "--set", "training.scheduler.name=plateau", "--data", prep, "--out", run, "--epochs", "3", "--resume", "latest")  # fmt: skip
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("error:")]

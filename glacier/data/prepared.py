@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from glacier.data import prepared_format as fmt
 from glacier.data.augment import AlbumentationsAugmentation, TileAugmentation
-from glacier.domain import IGNORE_INDEX, NUM_CLASSES
+from glacier.domain import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from glacier.errors import DataError
 from glacier.normalization import BandStats, destandardize, normalize, restandardize
 
@@ -162,7 +162,7 @@ class TileDataset(Dataset):
     statistics (a fine-tuned model keeps those it was trained with). ``crop_size`` takes a
     random crop (padded with ignore where the tile is smaller); with ``rare_crop_p`` that
     crop is, with that probability, centred on a pixel of the tile's rarest foreground
-    class. Randomness depends only on (seed, epoch, index): call ``set_epoch`` each epoch
+    class (among ``rare_classes`` when given, by name). Randomness depends only on (seed, epoch, index): call ``set_epoch`` each epoch
     (before creating the DataLoader iterator; persistent workers keep the epoch they started with).
     """
 
@@ -176,6 +176,7 @@ class TileDataset(Dataset):
         stats: BandStats | None = None,
         seed: int = 0,
         rare_crop_p: float = 0.0,
+        rare_classes: Sequence[str] | None = None,
     ) -> None:
         self.prepared = prepared
         self.indices = np.arange(len(prepared)) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -191,12 +192,14 @@ class TileDataset(Dataset):
         self.stats = (stats or prepared.stats).select(self.bands)
         self._stored_stats = prepared.stats.select(self.bands) if prepared.standardized else None
         self.crop_size = crop_size
-        self.augmentation = TileAugmentation() if augment is True else (augment or None)
+        self.augmentation = TileAugmentation(self.stats) if augment is True else (augment or None)
         self.seed = seed
         self.epoch = 0
         self.rare_crop_p = rare_crop_p
         totals = prepared.tile_class_counts.sum(axis=0)
         self._rarity = [c for c in np.argsort(totals, kind="stable") if c != 0 and totals[c] > 0]
+        if rare_classes is not None:  # centre only on the classes asked for (e.g. debris)
+            self._rarity = [c for c in self._rarity if CLASS_NAMES[c] in rare_classes]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

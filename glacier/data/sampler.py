@@ -37,21 +37,27 @@ def _target_vector(target_shares: Mapping[str, float] | Sequence[float]) -> np.n
 def balance_tile_weights(
     class_counts: np.ndarray,
     target: np.ndarray,
+    max_weight: float = 3.0,
+    uniform_mix: float = 0.5,
     iterations: int = 500,
-    max_ratio: float = 1000.0,
-    uniform_mix: float = 0.3,
 ) -> np.ndarray:
-    """Tile probabilities whose expected drawn-pixel class shares approach ``target``.
+    """Tile probabilities whose expected drawn-pixel class shares approach ``target``, bounded.
 
     Minimises KL(target || achieved shares) over the tile probabilities p by exponentiated
     gradient (multiplicative updates on one weight per tile): a tile gains in proportion to
-    how much of each under-represented class it holds. Weights stay within ``max_ratio``
-    of the largest. A tile cannot change its own composition, so a target may be out of
-    reach (40% debris when no tile is 40% debris); the optimum then concentrates on a few
-    tiles, which ``uniform_mix`` (the share of draws made uniformly) keeps diverse. Classes
-    absent from the data are dropped from the target; tiles without labelled pixels get 0.
+    how much of each under-represented class it holds. A tile cannot change its own
+    composition, so a target may be out of reach (40% debris when no tile is 40% debris);
+    the unbounded optimum then puts most draws on a few tiles. Two bounds keep the draws
+    diverse: a share ``uniform_mix`` of them is uniform, and no tile's final probability
+    exceeds ``max_weight`` times the uniform 1/N (so the effective sample size stays at
+    least N / ``max_weight``). Classes absent from the data are dropped from the target;
+    tiles without labelled pixels get 0.
     """
     counts = np.asarray(class_counts, dtype=np.float64)
+    if max_weight < 1:
+        raise DataError(f"max_weight must be at least 1 (the uniform weight), got {max_weight}")
+    if not 0 <= uniform_mix <= 1:
+        raise DataError(f"uniform_mix must be within 0..1, got {uniform_mix}")
     pixels = counts.sum(axis=1)
     usable = pixels > 0
     if not usable.any():
@@ -61,20 +67,46 @@ def balance_tile_weights(
     if goal.sum() <= 0:
         raise DataError(f"none of the target classes {list(target)} occur in the data")
     goal = goal / goal.sum()
-    log_w = np.where(usable, 0.0, -np.inf)
-    floor = np.log(max_ratio)
-    for _ in range(iterations):
-        p = np.exp(log_w - log_w[usable].max())
-        p /= p.sum()
-        # d KL / d p_i = n_i / (p . n) - sum_c goal_c * C_ic / (p . C_c)
-        gradient = pixels / (p @ pixels) - (counts / np.maximum(p @ counts, 1e-12)) @ goal
-        step = 1.0 / max(np.abs(gradient[usable]).max(), 1e-12)
-        log_w[usable] -= step * gradient[usable]
-        log_w[usable] = np.maximum(log_w[usable], log_w[usable].max() - floor)
-    balanced = np.exp(log_w - log_w[usable].max())
-    balanced /= balanced.sum()
     uniform = usable / usable.sum()
+    if uniform_mix >= 1:
+        return uniform
+    # The cap of the balanced part that bounds the mixture by max_weight / N.
+    cap = (max_weight - uniform_mix) / (1.0 - uniform_mix) / usable.sum()
+    balanced = uniform.copy()
+    for _ in range(iterations):
+        # d KL / d p_i = n_i / (p . n) - sum_c goal_c * C_ic / (p . C_c)
+        gradient = pixels / (balanced @ pixels) - (counts / np.maximum(balanced @ counts, 1e-12)) @ goal
+        step = 1.0 / max(np.abs(gradient[usable]).max(), 1e-12)
+        balanced = np.where(usable, balanced * np.exp(-step * gradient), 0.0)
+        balanced = cap_probabilities(balanced / balanced.sum(), cap)
     return (1.0 - uniform_mix) * balanced + uniform_mix * uniform
+
+
+def cap_probabilities(p: np.ndarray, cap: float) -> np.ndarray:
+    """``p`` (summing to 1) with no entry above ``cap``: the excess of capped entries goes to
+    the others in proportion to their probability (the KL projection onto the capped simplex)."""
+    p = np.asarray(p, dtype=np.float64).copy()
+    if cap * np.count_nonzero(p) < 1.0:
+        raise DataError(f"cap {cap} x {np.count_nonzero(p)} tiles < 1: no distribution fits")
+    capped = np.zeros(len(p), dtype=bool)
+    for _ in range(len(p)):
+        over = (p > cap * (1 + 1e-12)) & ~capped
+        if not over.any():
+            break
+        capped |= over
+        free_mass = 1.0 - cap * capped.sum()
+        rest = p[~capped].sum()
+        p[capped] = cap
+        if rest > 0:
+            p[~capped] *= free_mass / rest
+    return p
+
+
+def effective_sample_size(probabilities: np.ndarray) -> float:
+    """Kish's effective number of tiles of a draw distribution, ``1 / sum(p^2)``: N for
+    uniform draws, 1 when every draw is the same tile."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    return float(1.0 / np.square(p / p.sum()).sum())
 
 
 def expected_shares(class_counts: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
@@ -108,8 +140,8 @@ class BalancedTileSampler(_EpochSampler):
     A tile with expected count e = num_samples * p appears floor(e) times plus once more
     with probability e - floor(e) (systematic residual sampling), so tiles repeat within an
     epoch only where oversampling asks for it. ``target_shares`` is a dict by class name
-    (e.g. ``{"background": 0.1, "glacier": 0.35, "debris": 0.4, "lake": 0.15}``) or one
-    value per class. ``uniform_mix`` is the share of draws made uniformly over tiles.
+    (e.g. ``{"background": 0.5, "glacier": 0.3, "debris": 0.2}``) or one value per class.
+    ``max_weight`` and ``uniform_mix`` bound the weights (``balance_tile_weights``).
     """
 
     def __init__(
@@ -118,13 +150,16 @@ class BalancedTileSampler(_EpochSampler):
         target_shares: Mapping[str, float] | Sequence[float],
         num_samples: int,
         seed: int,
-        uniform_mix: float = 0.3,
+        uniform_mix: float = 0.5,
+        max_weight: float = 3.0,
     ) -> None:
         if num_samples < 1:
             raise DataError(f"num_samples must be at least 1, got {num_samples}")
         self.class_counts = np.asarray(tile_class_counts, dtype=np.int64)
         self.target = _target_vector(target_shares)
-        self.probabilities = balance_tile_weights(self.class_counts, self.target, uniform_mix=uniform_mix)
+        self.probabilities = balance_tile_weights(
+            self.class_counts, self.target, max_weight=max_weight, uniform_mix=uniform_mix
+        )
         self.num_samples = int(num_samples)
         self.seed = int(seed)
         self.epoch = 0
@@ -134,6 +169,11 @@ class BalancedTileSampler(_EpochSampler):
         """Expected class shares of drawn pixels (compare with the target)."""
         shares = expected_shares(self.class_counts, self.probabilities)
         return {name: float(s) for name, s in zip(CLASS_NAMES, shares, strict=True)}
+
+    @property
+    def effective_sample_size(self) -> float:
+        """Effective number of distinct tiles the draws amount to (``effective_sample_size``)."""
+        return effective_sample_size(self.probabilities)
 
     def __iter__(self) -> Iterator[int]:
         rng = self._rng()
@@ -161,6 +201,10 @@ class UniformTileSampler(_EpochSampler):
         self.num_samples = int(num_samples or num_tiles)
         self.seed = int(seed)
         self.epoch = 0
+
+    @property
+    def effective_sample_size(self) -> float:
+        return float(self.num_tiles)
 
     def __iter__(self) -> Iterator[int]:
         rng = self._rng()

@@ -7,11 +7,14 @@ from typing import Any
 
 import torch
 
+from glacier.domain import CLASS_NAMES, IGNORE_INDEX
 from glacier.training.step import StepOutput
 
 
 class EpochSums:
-    """Running sums of the training loss (and its parts) over one epoch, on the device.
+    """Running sums of the training loss (and its parts) over one epoch, on the device, and
+    the labelled pixels of each class the epoch trained on (the sampler's expected shares
+    are a promise made from whole tiles; crops and augmentation change what reaches the loss).
 
     ``saved`` (``to_dict`` of an unfinished epoch, from a state saved mid-epoch) continues
     those sums, so a resumed epoch reports the same loss as an uninterrupted one.
@@ -23,15 +26,20 @@ class EpochSums:
         self.parts: dict[str, torch.Tensor] = {}
         self.images = 0
         self.batches = 0
+        self.drawn = torch.zeros(len(CLASS_NAMES), dtype=torch.float64, device=device)
         if saved:
             self.loss += saved["loss"]
             self.parts = {
                 k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in saved["parts"].items()
             }
             self.images, self.batches = int(saved["images"]), int(saved["batches"])
+            self.drawn += torch.tensor(saved.get("drawn", [0.0] * len(CLASS_NAMES)), dtype=torch.float64)
 
-    def add(self, out: StepOutput, images: int) -> None:
+    def add(self, out: StepOutput, images: int, mask: torch.Tensor | None = None) -> None:
         self.loss += out.loss.double()
+        if mask is not None:  # counted on the device: no synchronisation per step
+            labelled = mask[mask != IGNORE_INDEX].reshape(-1).long()
+            self.drawn += torch.bincount(labelled, minlength=len(CLASS_NAMES))[: len(CLASS_NAMES)].double()
         for key, value in out.parts.items():
             if key not in self.parts:
                 self.parts[key] = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -45,21 +53,30 @@ class EpochSums:
             "parts": {k: float(v.item()) for k, v in self.parts.items()},
             "images": self.images,
             "batches": self.batches,
+            "drawn": self.drawn.tolist(),
         }
 
     def reduced(self, accelerator) -> dict[str, float]:
-        """Mean loss (and parts) per batch over all processes, and the total image count."""
+        """Mean loss (and parts) per batch over all processes, the class shares of the pixels
+        trained on (``drawn_<class>``) and the total image count."""
         keys = sorted(self.parts)
-        local = torch.stack(
-            [self.loss, *(self.parts[k] for k in keys)]
-            + [torch.tensor(float(self.batches), dtype=torch.float64, device=self.device)]
-            + [torch.tensor(float(self.images), dtype=torch.float64, device=self.device)]
+        local = torch.cat(
+            [
+                torch.stack([self.loss, *(self.parts[k] for k in keys)]),
+                self.drawn,
+                torch.tensor(
+                    [float(self.batches), float(self.images)], dtype=torch.float64, device=self.device
+                ),
+            ]
         )
         total = accelerator.reduce(local, reduction="sum") if accelerator.num_processes > 1 else local
         values = total.tolist()
+        losses, drawn = values[: len(keys) + 1], values[len(keys) + 1 : -2]
         batches = max(values[-2], 1.0)
-        result = {"train_loss": values[0] / batches}
-        result.update({f"train_{k}": v / batches for k, v in zip(keys, values[1:-2], strict=True)})
+        result = {"train_loss": losses[0] / batches}
+        result.update({f"train_{k}": v / batches for k, v in zip(keys, losses[1:], strict=True)})
+        pixels = max(sum(drawn), 1.0)
+        result.update({f"drawn_{c}": v / pixels for c, v in zip(CLASS_NAMES, drawn, strict=True)})
         result["images"] = values[-1]
         return result
 
@@ -94,6 +111,9 @@ def epoch_line(row: dict[str, object], epochs: int) -> str:
     train_parts = [k for k in row if k.startswith("train_") and k != "train_loss"]
     if train_parts:
         parts.append("(" + " ".join(f"{k[6:]} {row[k]:.3f}" for k in train_parts) + ")")
+    drawn = [k for k in row if k.startswith("drawn_")]
+    if drawn:
+        parts.append("drawn " + " ".join(f"{k[6:]} {row[k]:.0%}" for k in drawn))
     if "val_mcc" in row:
         parts.append(f"val loss {row['val_loss']:.4f}")
         parts.append(f"MCC {row['val_mcc']:.4f}")

@@ -37,10 +37,21 @@ from glacier.artifacts.run import BEST_DIR, LAST_DIR, RunFolder, RunResult
 from glacier.config import GlacierConfig
 from glacier.domain import IGNORE_INDEX, NUM_CLASSES
 from glacier.errors import ConfigError
-from glacier.training.builders import LrSchedule, RunData, build_loaders, build_optimizer
+from glacier.training.builders import (
+    LrSchedule,
+    RunData,
+    build_loaders,
+    build_optimizer,
+    resolve_length,
+    sampler_line,
+    steps_per_epoch,
+)
 from glacier.training.checkpoints import StopPolicy
+from glacier.training.ema import WeightAverage, build_ema, registered
+from glacier.training.head_reset import reinit_segmentation_head
 from glacier.training.history import EpochSums, epoch_line, epoch_row
 from glacier.training.initial_weights import freeze_unused_parameters, init_report_line, init_weights
+from glacier.training.pretrained_encoder import ensure_encoder_weights
 from glacier.training.provenance import ModelWriter, model_metrics
 from glacier.training.resuming import plan_start
 from glacier.training.run_lock import claim_run_folder
@@ -61,10 +72,12 @@ class Parts:
     """Dataset and sampler, whose ``set_epoch`` Accelerate's wrappers do not reach."""
     stride: int
     """The network's output stride: validation pads whole tiles to a multiple of it."""
+    ema: WeightAverage | None = None
+    """The average of the weights (``training.ema``), updated after every optimizer step."""
 
     def evaluated(self):
-        """The weights that are validated and saved as the run's model."""
-        return self.model
+        """The weights that are validated and saved as the run's model: the average if any."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 def fit(
@@ -101,41 +114,48 @@ def _fit(cfg: GlacierConfig, folder: RunFolder, accelerator, own_accelerator: bo
     """``fit`` in its claimed run folder: the page the module docstring describes."""
     from accelerate.utils import set_seed
 
+    # Open the data and decide the length (a step budget becomes epochs) first: a resumed
+    # run compares the resolved config with the one it was started with.
+    data = RunData.open(cfg)
+    cfg, length_line = resolve_length(
+        cfg, steps_per_epoch(cfg, len(data.train_idx), accelerator.num_processes)
+    )
     start = plan_start(folder, cfg, resume, accelerator)
     resume_from = start.state
 
     # Build everything from the config, `prepare` once, then restore a saved state.
     set_seed(cfg.training.seed)
-    data = RunData.open(cfg)
     model, init_report = _build_model(cfg, data, None if resume_from else cfg.model.init_from, accelerator)
     parts = _prepare(accelerator, cfg, data, model)
     policy = StopPolicy(cfg, accelerator)
-    if resume_from is not None:
-        policy.resume(folder, resume_from, parts.schedule)
-    models = ModelWriter(folder, cfg, data, init_report)
-    _start_run_folder(folder, cfg, accelerator, data, init_report, policy.resumed_epoch)
-    start.record(folder, cfg, accelerator)
+    with registered(accelerator, parts.ema):  # saved states carry the weight average
+        if resume_from is not None:
+            policy.resume(folder, resume_from, parts.schedule)
+        models = ModelWriter(folder, cfg, data, init_report)
+        _start_run_folder(folder, cfg, accelerator, data, init_report, policy.resumed_epoch)
+        accelerator.print(f"{length_line}\n{sampler_line(parts.epoch_aware[1])}")
+        start.record(folder, cfg, accelerator)
 
-    latest: dict[str, Any] = {}  # the latest validation's metrics
-    with policy:
-        for epoch in policy.epochs():
-            started = time.monotonic()
-            sums = train_epoch(accelerator, parts, policy, epoch, cfg)
-            if policy.stopped_mid_epoch:
-                policy.save_state(folder, parts.schedule, sums)
-                break
-            validation = _validate_and_record(accelerator, folder, parts, cfg, epoch, sums, started)
-            latest = validation or latest
-            end = policy.end_epoch(epoch, None if validation is None else validation["mcc"])
-            if end.keep_best and accelerator.is_main_process:
-                models.write(BEST_DIR, accelerator.unwrap_model(parts.evaluated()), latest, epoch + 1)
-            accelerator.wait_for_everyone()
-            if end.save_state:
-                policy.save_state(folder, parts.schedule)
-            if end.stop:
-                break
+        latest: dict[str, Any] = {}  # the latest validation's metrics
+        with policy:
+            for epoch in policy.epochs():
+                started = time.monotonic()
+                sums = train_epoch(accelerator, parts, policy, epoch, cfg)
+                if policy.stopped_mid_epoch:
+                    policy.save_state(folder, parts.schedule, sums)
+                    break
+                validation = _validate_and_record(accelerator, folder, parts, cfg, epoch, sums, started)
+                latest = validation or latest
+                end = policy.end_epoch(epoch, None if validation is None else validation["mcc"])
+                if end.keep_best and accelerator.is_main_process:
+                    models.write(BEST_DIR, accelerator.unwrap_model(parts.evaluated()), latest, epoch + 1)
+                accelerator.wait_for_everyone()
+                if end.save_state:
+                    policy.save_state(folder, parts.schedule)
+                if end.stop:
+                    break
 
-    result = _finish(accelerator, folder, parts, models, policy, latest)
+        result = _finish(accelerator, folder, parts, models, policy, latest)
     # Not end_training(): it also destroys the process group, which the next run of a
     # sequence (the next fold, member) still needs; the command ends it (workflows.py).
     for tracker in accelerator.trackers:
@@ -176,8 +196,13 @@ def _build_model(cfg: GlacierConfig, data: RunData, init_from: str | Path | None
     """The model, initialised from ``init_from`` if given; returns it and the transfer report."""
     from glacier.models import build_model
 
+    ensure_encoder_weights(cfg.model.encoder, cfg.model.encoder_weights)  # missing: one clear error
     model = build_model(cfg.model, data.bands, num_classes=NUM_CLASSES)
     init_report = init_weights(model, init_from, data.bands) if init_from is not None else None
+    if init_report is not None and cfg.model.reinit_head:
+        # HKH has no lake: a transferred head has learnt never to predict one.
+        init_report["reinitialised"] = reinit_segmentation_head(model)
+        accelerator.print("segmentation head re-initialised after the transfer (model.reinit_head)")
     # Always (not only under DDP), so that a state saved by N processes loads in 1.
     unused = freeze_unused_parameters(model, len(data.bands))
     if unused:
@@ -212,6 +237,7 @@ def _prepare(accelerator, cfg: GlacierConfig, data: RunData, model) -> Parts:
         val_loader=val_loader,
         epoch_aware=epoch_aware,
         stride=stride,
+        ema=build_ema(cfg.training.ema, accelerator.unwrap_model(model)),
     )
 
 
@@ -267,9 +293,11 @@ def train_epoch(accelerator, parts: Parts, policy: StopPolicy, epoch: int, cfg: 
         stop = policy.after_step(out)
         bar.update()
         if out.finite:
-            sums.add(out, len(batch["image"]))
+            sums.add(out, len(batch["image"]), batch["mask"])
         if accelerator.sync_gradients:
             parts.schedule.step_batch()
+            if parts.ema is not None:
+                parts.ema.update(accelerator.unwrap_model(parts.model))
             if batch_number % tcfg.log_every == 0 and accelerator.is_main_process:
                 bar.set_postfix(loss=f"{out.loss.item():.4f}", lr=f"{parts.schedule.lr:.2e}", refresh=False)
         if stop:

@@ -38,7 +38,8 @@ from glacier.training.signals import any_process
 RESUMABLE: dict[str, str] = {
     "name": "names the log folder only",
     "out": "the run folder may have been moved or restored elsewhere",
-    "training.epochs": "train longer or shorter (not with the cosine schedule, whose length it is)",
+    "training.epochs": "train longer or shorter (a cosine schedule falls from its rate to the new end)",
+    "training.steps": "the step budget: train longer or shorter, like training.epochs",
     "training.max_hours": "the time budget of this session",
     "training.log_every": "how often the loss is shown",
     "training.early_stopping_patience": "when to give up; the counter is kept",
@@ -146,8 +147,6 @@ def _may_change(key: str, old: Any, new: Any, cfg: GlacierConfig, run: RunFolder
         return bool(recorded) and recorded.get("manifest_sha256") == dataset_identity(new).get(
             "manifest_sha256"
         )
-    if key == "training.epochs" and cfg.training.scheduler.name == "cosine":
-        return False
     return key in RESUMABLE
 
 

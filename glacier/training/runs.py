@@ -103,12 +103,13 @@ def fit_in_turn(
     for i, run in enumerate(runs):
         hooks.before_run(run, resume is not None)
         done = RunFolder(run.out).finished_result() if resume is not None else None
-        if done is not None and wants_more_epochs(done, run.cfg):
-            done = None  # --resume with more epochs than the run completed: train on
         if done is not None:
             refuse_if_in_use(RunFolder(run.out))
-            # Kept only if trained with these settings: a CV must not mix data or models.
-            check_resume(RunFolder(run.out), run.cfg, why=f"--resume {resume} ({run.label})")
+        # Kept only if trained with these settings: a CV must not mix data or models.
+        changes = (
+            check_resume(RunFolder(run.out), run.cfg, why=f"--resume {resume} ({run.label})") if done else {}
+        )
+        if done is not None and not _length_changed(changes, done):
             print_fn(f"{run.label}: already finished ({run.out}), skipped")
             results[run.key] = done
             ensure_oof(run.out, run.cfg, print_fn)  # only if a session ended before it was written
@@ -138,10 +139,13 @@ def fit_in_turn(
     return results, True
 
 
-def wants_more_epochs(done: RunResult, cfg: GlacierConfig) -> bool:
-    """Whether ``cfg`` asks a run that completed its epochs for more of them (``--resume
-    latest --epochs N`` extends a run); an early-stopped run has ended for good."""
-    return done.stopped_reason == "completed" and done.epochs_run < cfg.training.epochs
+def _length_changed(changes: dict[str, tuple[Any, Any]], done: RunResult) -> bool:
+    """Whether a completed run is asked for another length (``--epochs``, ``training.steps``)
+    and so resumes rather than being skipped. (An unset ``training.epochs`` is not a change:
+    the run resolved it from its step budget.)"""
+    if done.stopped_reason != "completed":
+        return False
+    return changes.get("training.epochs", (None, None))[1] is not None or "training.steps" in changes
 
 
 def is_main_process() -> bool:
