@@ -84,7 +84,10 @@ def test_pooled_oof_mcc_and_iou_are_sklearns(cv):
 
 
 def test_oof_without_tta_reproduces_the_folds_validation(cv, tmp_path):
-    """The best model's validation MCC, recomputed from its OOF written without TTA."""
+    """The best model's validation MCC, recomputed from its OOF written without TTA. Within
+    float16 rounding: prepared format 2 stores standardised float16 values, which validation
+    rescales in one step and the OOF decodes to raw values that it normalises as predict does
+    (a pixel near a tie may flip); reading the stored values as raw ones scored -0.10 here."""
     _, run, _ = cv
     folder = RunFolder(run / "fold_0")
     cfg = load_config(folder.path / "config.yaml").updated(**{"oof.tta": "none"})
@@ -96,7 +99,7 @@ def test_oof_without_tta_reproduces_the_folds_validation(cv, tmp_path):
     labels = np.asarray(oof.labels())
     valid = labels != IGNORE_INDEX
     assert matthews_corrcoef(labels[valid], preds[valid]) == pytest.approx(
-        folder.model_metrics()["mcc"], abs=1e-6
+        folder.model_metrics()["mcc"], abs=1e-3
     )
 
 
