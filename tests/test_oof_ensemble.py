@@ -3,6 +3,8 @@ fold ensemble whose combination and calibration are chosen on them, carried to a
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -61,7 +63,9 @@ def ensemble(prep, tmp_path_factory):
         "--epochs",
         "2",
     ]
-    assert run_cli(*args, *FAST) == 0
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert run_cli(*args, *FAST) == 0
+    (out.parent / "ensemble.log").write_text(printed.getvalue())
     return out
 
 
@@ -80,6 +84,24 @@ def test_ensemble_chooses_its_combination_on_oof_and_stores_its_rule(ensemble):
     assert manifest["final_length"]["runs"] and len(manifest["final_length"]["runs"]) == 4
     for member in manifest["members"]:
         assert RunFolder(ensemble / "runs" / member["name"]).oof.exists()
+
+
+def test_ensemble_prints_its_combinations_side_by_side_and_the_one_chosen(ensemble):
+    """Probability mean, log-probability mean, greedy selection and weight soup, each by
+    argmax and calibrated on the same OOF pixels, printed as one table; then the choice and
+    the chosen rule's OOF MCC before and after calibration."""
+    oof = json.loads((ensemble / "ensemble.json").read_text())["oof"]
+    printed = (ensemble.parent / "ensemble.log").read_text()
+    assert "| combination | members per tile | OOF MCC argmax | OOF MCC calibrated |" in printed
+    for row in oof["table"]:
+        cells = f"| {row['name']} | {row['members_per_tile']} | {row['mcc_argmax']:.4f} | {row['mcc_calibrated']:.4f} |"
+        assert cells in printed, cells
+    chosen = next(row for row in oof["table"] if row["name"] == oof["chosen"])
+    assert (
+        f"chosen on out-of-fold MCC: {oof['chosen']} ({chosen['mcc_calibrated']:.4f} calibrated)" in printed
+    )
+    assert f"pooled out-of-fold MCC {oof['mcc']:.4f}" in printed
+    assert f"calibrated out-of-fold MCC {oof['calibrated_mcc']:.4f}" in printed
 
 
 def test_all_data_ensemble_carries_the_rule_per_seed(ensemble, prep, tmp_path, cli):

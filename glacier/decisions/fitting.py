@@ -77,6 +77,7 @@ def decide_ensemble(
     rows, steps = _combination_rows(pool, data, members, soup, print_fn)
     candidates = [r for r in rows if r.get("candidate")]
     chosen = max(candidates, key=lambda r: r["mcc_calibrated"])
+    print_fn(f"chosen on out-of-fold MCC: {chosen['name']} ({chosen['mcc_calibrated']:.4f} calibrated)")
     if chosen["combine"] == "soup":  # one model per tile, fitted on the soups' own OOF
         unit_weights = dict.fromkeys(data.units, 1.0)
         fit_data, fit_weights = data.with_units(["soup"], [chosen["probs"]]), [1.0]
