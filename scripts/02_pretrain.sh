@@ -1,3 +1,13 @@
+#!/usr/bin/env bash
+# Phase 1: pretrain on HKH with every GPU of $ACCELERATE_CONFIG. Rerunning it continues: a
+# finished run is skipped, a stopped one resumes from its latest state; with HF_REPO the run
+# is pushed to branch "pretrain" when it returns and restored from it in a new session.
+#   bash scripts/02_pretrain.sh
+# Exit status: 0 done, 3 stopped with a state saved (rerun to continue), else failed.
+set -euo pipefail
+# shellcheck source=scripts/_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+
 status=0
 # A finished run needs no prepared HKH (01_preprocess.sh does not re-create it then).
 if run_finished "$PRETRAIN_RUN"; then
