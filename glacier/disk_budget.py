@@ -96,10 +96,11 @@ def workflow_budget(
     tile_size: int = 512,
     bands: tuple[str, ...] = COMPETITION_BANDS,
 ) -> list[BudgetItem]:
-    """Every folder of the Kaggle workflow (scripts 01-05) with its bytes and its disk."""
+    """Every folder of the Kaggle workflow (scripts 01-05) with its bytes and its disk; the
+    submission is the final ensemble (one all-data member per seed), as 05_submission.sh ships."""
     pre, fine = measure_model(pretrain, bands), measure_model(finetune, bands)
     members = folds * seeds
-    shipped = members * fine.net_parameters * 4
+    shipped = seeds * fine.net_parameters * 4
     precision = "float32" if shipped <= SUBMISSION_LIMIT_BYTES else "float16"
     shipped = shipped if precision == "float32" else shipped // 2
     over = (
@@ -119,7 +120,10 @@ def workflow_budget(
         BudgetItem("working", f"runs/ensemble/runs: {seeds} seeds x {folds} folds ({states(finetune, fine, members)})",
                    members * run_folder_bytes(finetune, fine)),
         BudgetItem("working", f"runs/ensemble/members: {members} model folders", members * fine.folder),
-        BudgetItem("working", f"submission/model.pth: {members} members, {precision}{over}", shipped),
+        BudgetItem("working", f"runs/final/runs: {seeds} all-data runs ({states(finetune, fine, seeds)})",
+                   seeds * run_folder_bytes(finetune, fine)),
+        BudgetItem("working", f"runs/final/members: {seeds} model folders", seeds * fine.folder),
+        BudgetItem("working", f"submission/model.pth: the final ensemble's {seeds} members, {precision}{over}", shipped),
     ]  # fmt: skip
 
 

@@ -213,7 +213,11 @@ class DemoReport:
             from glacier.decisions.select import combination_table
 
             chosen = self.decisions["ensemble"]["oof"].get("chosen")
-            lines += [combination_table(table), "", f"Chosen for the ensemble: {chosen}."]
+            lines += [
+                combination_table(table),
+                "",
+                f"Chosen for the ensemble (highest cross-fitted OOF MCC): {chosen}.",
+            ]
         return lines
 
     def _submission_section(self) -> list[str]:

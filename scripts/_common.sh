@@ -23,6 +23,8 @@ ACCELERATE_CONFIG="${ACCELERATE_CONFIG:-$REPO_DIR/accelerate_configs/kaggle_2xT4
 PRETRAIN_CONFIG="${PRETRAIN_CONFIG:-hkh_pretrain_kaggle}"
 FINETUNE_CONFIG="${FINETUNE_CONFIG:-competition_finetune_kaggle}"
 ENSEMBLE_SEEDS="${ENSEMBLE_SEEDS:-42,43,44}"
+# 04_ensemble.sh trains, after the CV ensemble, one final model per seed on all data (0: not)
+FINAL_MODELS="${FINAL_MODELS:-1}"
 TTA="${TTA:-flip}"
 # Extra arguments for every training command, e.g. EXTRA_ARGS="--epochs 2 --set data.num_workers=0"
 EXTRA_ARGS="${EXTRA_ARGS:-}"
@@ -39,6 +41,7 @@ SESSION_MARGIN_MINUTES="${SESSION_MARGIN_MINUTES:-30}"
 PRETRAIN_RUN="$RUNS_DIR/hkh_pretrain"
 FINETUNE_RUN="$RUNS_DIR/competition_finetune"
 ENSEMBLE_DIR="$RUNS_DIR/ensemble"
+FINAL_DIR="$RUNS_DIR/final"
 SUBMISSION_DIR="$WORK_DIR/submission"
 
 cd "$REPO_DIR" || exit 1

@@ -103,13 +103,21 @@ stops cleanly, with a state saved and pushed, 11 hours into the session.""",
         "## 3. Fine-tune, 5-fold cross-validation\nThe CV table is in `runs/competition_finetune/cv_summary.md`.",
     ),
     ("code", "!bash scripts/03_finetune_cv.sh\n!cat /kaggle/working/runs/competition_finetune/cv_summary.md"),
-    ("markdown", "## 4. Seed ensemble\nSeeds from `ENSEMBLE_SEEDS` (default 42,43,44) x the 5 folds."),
+    (
+        "markdown",
+        """## 4. Seed ensemble, then the final models
+Seeds from `ENSEMBLE_SEEDS` (default 42,43,44) x the 5 folds; their out-of-fold predictions
+choose how the seeds are combined and fit the decision rule (printed: OOF MCC before and
+after). Then one final model per seed on all data, for the length the CV chose, with that
+rule (`runs/final`; `FINAL_MODELS=0` skips them).""",
+    ),
     ("code", "!bash scripts/04_ensemble.sh"),
     (
         "markdown",
         """## 5. Submission
-Exports `solution.py` + `model.pth` (at most 300 MB) and runs the exported script the way the
-platform does, comparing its masks with `glacier predict`.""",
+Exports `solution.py` + `model.pth` (at most 300 MB) from the final ensemble (`MODEL=...`
+chooses another; why: docs/kaggle.md, "What is shipped") and runs the exported script the
+way the platform does, comparing its masks with `glacier predict`.""",
     ),
     ("code", "!bash scripts/05_submission.sh\n!ls -la /kaggle/working/submission"),
 ]

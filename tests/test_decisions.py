@@ -13,7 +13,7 @@ from sklearn.metrics import matthews_corrcoef
 from glacier.decisions import calibrate, rule
 from glacier.decisions.calibrate import OofArrays, fit_calibration, fit_min_component, pixel_mcc, score
 from glacier.decisions.rule import Calibration
-from glacier.decisions.select import greedy_selection
+from glacier.decisions.select import cross_fitted_choice, fixed_weights, greedy_selection
 from glacier.domain import IGNORE_INDEX
 from glacier.errors import ModelError
 from glacier.submission import export
@@ -156,6 +156,25 @@ def test_greedy_selection_leaves_out_the_bad_unit():
     assert steps[0]["added"] in ("u0", "u2") and all(
         b["score"] > a["score"] for a, b in zip(steps, steps[1:], strict=False)
     )
+
+
+def test_cross_fitted_choice_never_fits_on_the_tiles_it_scores():
+    rng = np.random.default_rng(3)
+    labels = blocky_labels(rng)
+    data = arrays([noisy_probabilities(rng, labels), noisy_probabilities(rng, labels, signal=0.5)], labels)
+    seen = []
+
+    def spy(d):
+        seen.append(len(d.labels))
+        return fixed_weights([1.0, 1.0], "probability")(d)
+
+    honest = cross_fitted_choice(data, spy)
+    assert seen == [int((data.fold_of_tile != f).sum()) for f in np.unique(data.fold_of_tile)]
+    # With the weights fixed it is the calibration's own cross-fitted estimate.
+    reference = calibrate.cross_fitted(
+        data, lambda d: fit_calibration(d, [1.0, 1.0], postprocess=False)[0], [1.0, 1.0]
+    )
+    assert honest == pytest.approx(reference["mcc"], abs=1e-12)
 
 
 def test_calibration_round_trips_and_rejects_nonsense():

@@ -51,4 +51,5 @@ def test_workflow_budget_lists_both_disks(monkeypatch):
     assert [i.disk for i in items].count("scratch") == 2 and items[0].bytes == fmt.prepared_bytes(100, 5, 512)
     text = format_budget(items)
     assert "| **scratch** | **total** |" in text and "| **working** | **total** |" in text
-    assert "15 model folders" in text
+    assert "15 model folders" in text and "runs/final/runs: 3 all-data runs" in text
+    assert "model.pth: the final ensemble's 3 members" in text  # what 05_submission.sh ships

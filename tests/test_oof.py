@@ -4,6 +4,8 @@ fold models, and carried to the all-data final model trained for the CV-chosen l
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import statistics
@@ -16,7 +18,7 @@ from training_data import FAST, prepared_competition
 from glacier.artifacts import ModelFolder, RunFolder
 from glacier.config import load_config
 from glacier.data.prepared import PreparedDataset
-from glacier.domain import IGNORE_INDEX
+from glacier.domain import CLASS_NAMES, IGNORE_INDEX
 from glacier.training.oof import write_oof
 from tests.cli_checks import assert_clean_failure
 
@@ -43,7 +45,9 @@ def cv(tmp_path_factory):
         "2",
         *FAST,
     ]
-    assert run_cli(*args) == 0
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert run_cli(*args) == 0
+    (root / "cv.log").write_text(out.getvalue())  # what the command printed
     return prep, run, args
 
 
@@ -83,8 +87,27 @@ def test_pooled_oof_mcc_and_iou_are_sklearns(cv):
     assert "Pooled out-of-fold MCC" in (run / "cv_summary.md").read_text()
 
 
+def test_all_folds_prints_the_pooled_oof_mcc_with_class_iou_before_and_after_calibration(cv):
+    _, run, _ = cv
+    oof = json.loads((run / "cv_summary.json").read_text())["oof"]
+    lines = (run.parent / "cv.log").read_text().splitlines()
+    pooled = next(line for line in lines if line.startswith("pooled out-of-fold MCC"))
+    assert pooled.startswith(f"pooled out-of-fold MCC {oof['mcc']:.4f} over 6 of 6 tiles")
+    calibrated = next(line for line in lines if line.startswith("calibrated out-of-fold MCC"))
+    assert calibrated.startswith(
+        f"calibrated out-of-fold MCC {oof['calibrated_mcc']:.4f} (cross-fitted {oof['cross_fitted_mcc']:.4f})"
+    )
+    for line, iou in ((pooled, oof["iou"]), (calibrated, oof["calibrated_iou"])):
+        for name in CLASS_NAMES:
+            value = "-" if iou.get(name) is None else f"{iou[name]:.3f}"
+            assert f"{name} {value}" in line, (name, line)
+
+
 def test_oof_without_tta_reproduces_the_folds_validation(cv, tmp_path):
-    """The best model's validation MCC, recomputed from its OOF written without TTA."""
+    """The best model's validation MCC, recomputed from its OOF written without TTA. Within
+    float16 rounding: prepared format 2 stores standardised float16 values, which validation
+    rescales in one step and the OOF decodes to raw values that it normalises as predict does
+    (a pixel near a tie may flip); reading the stored values as raw ones scored -0.10 here."""
     _, run, _ = cv
     folder = RunFolder(run / "fold_0")
     cfg = load_config(folder.path / "config.yaml").updated(**{"oof.tta": "none"})

@@ -119,9 +119,11 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def _run(script: str, env: dict[str, str], status: int = 0) -> subprocess.CompletedProcess:
+def _run(
+    script: str, env: dict[str, str], status: int = 0, timeout: float = 300
+) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        ["bash", str(SCRIPTS / script)], env=env, capture_output=True, text=True, timeout=300
+        ["bash", str(SCRIPTS / script)], env=env, capture_output=True, text=True, timeout=timeout
     )
     assert proc.returncode == status, f"{script}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
@@ -212,3 +214,56 @@ def test_a_stopped_phase_exits_3_a_failed_one_1_and_the_rerun_finishes(tmp_path)
     result = json.loads((run / "result.json").read_text())
     assert result["stopped_reason"] == "completed" and result["epochs_run"] == 2
     assert "resumed from" in finished.stdout + finished.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_ensemble_phase_trains_the_final_models_and_the_submission_ships_them(tmp_path):
+    """04 trains the seed x fold ensemble, then one final model per seed on all data with the
+    ensemble's calibration; 05 exports that final ensemble (MODEL chooses another).
+
+    Marked slow (two training launches, two exports with their self-checks: 4 to 10 minutes
+    on a shared 2-core CPU): ``pytest -m slow tests/test_scripts.py``."""
+    import torch
+    from test_hub import _save_model
+
+    _kaggle_inputs(tmp_path)
+    _save_model(tmp_path / "pretrained")
+    env = _env(
+        tmp_path,
+        TILE_SIZE="64",
+        FOLDS="2",
+        ENSEMBLE_SEEDS="1",
+        INIT_FROM=str(tmp_path / "pretrained"),
+        TEST_DIR=str(tmp_path / "sample" / "competition" / "Test"),
+        EXTRA_ARGS="--set training.epochs=1 --set training.sampler.samples_per_epoch=8",
+    )
+    _run("01_preprocess.sh", env)
+    runs = tmp_path / "working" / "runs"
+    trained = _run("04_ensemble.sh", env, timeout=900)  # two launches, three runs
+    assert "final models: seeds 1 on all data" in trained.stdout, trained.stdout[-3000:]
+    cv_ensemble = json.loads((runs / "ensemble" / "ensemble.json").read_text())
+    final = json.loads((runs / "final" / "ensemble.json").read_text())
+    assert [m["name"] for m in final["members"]] == ["seed1_all"]
+    assert final["calibration"]["fitted"]["carried_from"] == str(runs / "ensemble")
+    assert final["calibration"]["log_bias"] == cv_ensemble["calibration"]["log_bias"]
+    assert final["final_length"]["samples"] == cv_ensemble["final_length"]["samples"]
+
+    shipped = _run("05_submission.sh", env)
+    assert f"export submission from {runs / 'final'} " in shipped.stdout
+    package = torch.load(tmp_path / "working" / "submission" / "model.pth", weights_only=False)
+    assert [m["name"] for m in package["members"]] == _weighted(final)  # any of weight 0 left out
+    assert package["calibration"]["log_bias"] == final["calibration"]["log_bias"]
+    assert list((tmp_path / "working" / "predictions").glob("*.tif"))
+
+    cv_shipped = _run("05_submission.sh", {**env, "MODEL": str(runs / "ensemble")})
+    assert f"export submission from {runs / 'ensemble'} " in cv_shipped.stdout
+    package = torch.load(tmp_path / "working" / "submission" / "model.pth", weights_only=False)
+    assert [m["name"] for m in package["members"]] == _weighted(cv_ensemble)
+    assert _weighted(cv_ensemble) == ["seed1_fold0", "seed1_fold1"]
+
+
+def _weighted(manifest: dict) -> list[str]:
+    """The members of an ensemble.json that its calibration gives a weight above 0."""
+    weights = manifest["calibration"]["weights"] or {}
+    return [m["name"] for m in manifest["members"] if weights.get(m["name"], 1.0) > 0]

@@ -23,7 +23,13 @@ from glacier.artifacts import ModelFolder, RunFolder
 from glacier.decisions.calibrate import OofArrays, class_iou_line, cross_fitted, fit_calibration
 from glacier.decisions.oof import OofMember, OofPool
 from glacier.decisions.rule import Calibration
-from glacier.decisions.select import combination_row, combination_table, greedy_selection, plain_row
+from glacier.decisions.select import (
+    combination_row,
+    combination_table,
+    greedy_selection,
+    greedy_weights,
+    plain_row,
+)
 from glacier.errors import GlacierError
 
 Print = Callable[[str], None]
@@ -76,7 +82,11 @@ def decide_ensemble(
     data = OofArrays.from_pool(pool)
     rows, steps = _combination_rows(pool, data, members, soup, print_fn)
     candidates = [r for r in rows if r.get("candidate")]
-    chosen = max(candidates, key=lambda r: r["mcc_calibrated"])
+    chosen = max(candidates, key=lambda r: r["mcc_cross_fitted"])  # honest: see glacier/decisions/select.py
+    print_fn(
+        f"chosen on out-of-fold MCC: {chosen['name']} ({chosen['mcc_cross_fitted']:.4f} cross-fitted, "
+        f"{chosen['mcc_calibrated']:.4f} calibrated)"
+    )
     if chosen["combine"] == "soup":  # one model per tile, fitted on the soups' own OOF
         unit_weights = dict.fromkeys(data.units, 1.0)
         fit_data, fit_weights = data.with_units(["soup"], [chosen["probs"]]), [1.0]
@@ -177,7 +187,8 @@ def _combination_rows(pool, data, members, soup: bool, print_fn: Print) -> tuple
         label = (
             "greedy selection (" + ", ".join(f"{u} x{w:g}" for u, w in zip(units, weights, strict=True)) + ")"
         )
-        rows.append({**combination_row(label, data, weights, "probability"), "candidate": True})
+        row = combination_row(label, data, weights, "probability", choose=greedy_weights("probability"))
+        rows.append({**row, "candidate": True})
         if soup:
             rows += _soup_row(pool, data, members, print_fn)
     print_fn(combination_table(rows))

@@ -74,7 +74,9 @@ def predict_tiles(predictor, prepared, tiles: np.ndarray) -> np.ndarray:
     bands = [prepared.bands.index(b) for b in predictor.bands]
     out = None
     for i, tile in enumerate(tiles):
-        probs = predictor.predict_probabilities(prepared.raw_tile(tile)[bands])
+        # raw_tile, not images: format 2 stores standardised values, and the predictor
+        # normalises raw ones with the model's statistics, as it does for a GeoTIFF.
+        probs = predictor.predict_probabilities(prepared.raw_tile(int(tile))[bands])
         if out is None:
             out = np.empty((len(tiles), *probs.shape), dtype=np.float16)
         out[i] = probs
