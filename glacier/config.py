@@ -185,7 +185,7 @@ class EmaConfig(_Section):
     """The exponential moving average of the weights: validated and saved as the model."""
 
     enabled: bool = True
-    """Keep an exponential moving average of the weights (timm's ``ModelEmaV3``), updated
+    """Keep an exponential moving average of the weights (timm's ``ModelEmaV2``, its decay warmed up as timm's ``ModelEmaV3`` does), updated
     after every optimizer step; it is what is validated and saved as the model."""
     decay: float = Field(0.999, gt=0, lt=1)
     """Largest decay; early steps use less (``1 - (1 + step) ** -warmup_power``)."""

@@ -5,9 +5,12 @@
         ema.update(accelerator.unwrap_model(model))                    # after every optimizer step
         validate(ema.module); save(ema.module)                         # the run's model
 
-timm's ``ModelEmaV3`` keeps the average (parameters and batch-norm statistics); its decay
-warms up with the number of updates, ``1 - (1 + n) ** -warmup_power`` capped at ``decay``,
-so short CPU runs average over their last few hundred steps and long ones over thousands.
+timm's ``ModelEmaV2`` keeps the average (parameters and batch-norm statistics); the decay
+warms up with the number of updates, ``1 - n ** -warmup_power`` capped at ``decay`` (the
+first update copies the model), as timm's ``ModelEmaV3`` does it, so short CPU runs average
+over their last few hundred steps and long ones over thousands. V2 rather than V3: V3 came
+with timm 0.9.12, and segmentation-models-pytorch 0.3.4 (glacier's lower bound, the
+platform's release) pins timm 0.9.7.
 The average is registered with Accelerate while its run lasts (``registered``), so saved
 states carry it (``custom_checkpoint_0.pkl``) and a resumed run continues the same average.
 """
@@ -28,10 +31,11 @@ class WeightAverage:
     """The EMA of one model's weights, counted in optimizer steps."""
 
     def __init__(self, model: nn.Module, cfg: EmaConfig) -> None:
-        from timm.utils.model_ema import ModelEmaV3
+        from timm.utils.model_ema import ModelEmaV2
 
-        self.average = ModelEmaV3(model, decay=cfg.decay, use_warmup=True, warmup_power=cfg.warmup_power)
+        self.average = ModelEmaV2(model, decay=cfg.decay)
         self.average.requires_grad_(False)
+        self.cfg = cfg
         self.updates = 0
 
     @property
@@ -42,13 +46,22 @@ class WeightAverage:
     @property
     def decay(self) -> float:
         """The decay the next update will use."""
-        return self.average.get_decay(self.updates + 1)
+        return self.decay_at(self.updates + 1)
+
+    def decay_at(self, update: int) -> float:
+        """The decay of update number ``update`` (1 = the first): 0 for the first, then
+        ``1 - update ** -warmup_power`` capped at ``cfg.decay`` (timm's ModelEmaV3 rule)."""
+        step = update - 1
+        if step <= 0:
+            return 0.0
+        return max(0.0, min(1 - (1 + step) ** -self.cfg.warmup_power, self.cfg.decay))
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """Fold the model's current weights in (call after each optimizer step, unwrapped model)."""
         self.updates += 1
-        self.average.update(model, step=self.updates)
+        self.average.decay = self.decay_at(self.updates)
+        self.average.update(model)
 
     def state_dict(self) -> dict[str, Any]:
         return {"updates": self.updates, "module": self.module.state_dict()}
