@@ -33,7 +33,7 @@ class ModelSizes:
     folder: int
     """A model folder (config.json, model.safetensors, boundary head, card)."""
     state: int
-    """One resumable training state (model weights + optimizer state)."""
+    """One resumable training state (model weights + optimizer state, + the EMA's weights)."""
     net_parameters: int
     """Parameters of the plain network (what the submission ships)."""
 
@@ -75,9 +75,11 @@ def measure_model(cfg: GlacierConfig, bands: tuple[str, ...] = COMPETITION_BANDS
         state = {k: v.contiguous() for k, v in model.state_dict().items()}
         save_file(state, Path(tmp) / "state_model.safetensors")
         torch.save(optimizer.state_dict(), Path(tmp) / "optimizer.bin")
-        state_bytes = sum(
-            (Path(tmp) / n).stat().st_size for n in ("state_model.safetensors", "optimizer.bin")
-        )
+        names = ["state_model.safetensors", "optimizer.bin"]
+        if cfg.training.ema.enabled:  # the weight average rides in every state (training/ema.py)
+            torch.save({"updates": 1, "module": model.state_dict()}, Path(tmp) / "custom_checkpoint_0.pkl")
+            names.append("custom_checkpoint_0.pkl")
+        state_bytes = sum((Path(tmp) / n).stat().st_size for n in names)
         return ModelSizes(_folder_bytes(folder), state_bytes, sum(p.numel() for p in model.net.parameters()))
 
 
