@@ -97,7 +97,7 @@ def _flat(data, prefix=""):
             "competition_finetune_kaggle",
             "competition_finetune",
             {"name", "out", "data.path", "data.num_workers", "model.init_from", "training.batch_size"}
-            | {"training.max_hours"},
+            | {"training.max_hours", "checkpoints.keep_last"},
         ),
         (
             "hkh_pretrain_kaggle",
