@@ -82,10 +82,12 @@ def decide_ensemble(
     data = OofArrays.from_pool(pool)
     rows, steps = _combination_rows(pool, data, members, soup, print_fn)
     candidates = [r for r in rows if r.get("candidate")]
-    chosen = max(candidates, key=lambda r: r["mcc_cross_fitted"])  # honest: see glacier/decisions/select.py
+    # Honest (glacier/decisions/select.py); OOF of a single fold has no cross-fitted figure.
+    honest = all(r["mcc_cross_fitted"] is not None for r in candidates)
+    chosen = max(candidates, key=lambda r: r["mcc_cross_fitted"] if honest else r["mcc_calibrated"])
+    cross = f"{chosen['mcc_cross_fitted']:.4f} cross-fitted" if honest else "one fold: not cross-fitted"
     print_fn(
-        f"chosen on out-of-fold MCC: {chosen['name']} ({chosen['mcc_cross_fitted']:.4f} cross-fitted, "
-        f"{chosen['mcc_calibrated']:.4f} calibrated)"
+        f"chosen on out-of-fold MCC: {chosen['name']} ({cross}, {chosen['mcc_calibrated']:.4f} calibrated)"
     )
     if chosen["combine"] == "soup":  # one model per tile, fitted on the soups' own OOF
         unit_weights = dict.fromkeys(data.units, 1.0)

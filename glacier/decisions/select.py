@@ -70,10 +70,14 @@ def greedy_selection(
     return [float(c) for c in counts], steps
 
 
-def cross_fitted_choice(data: OofArrays, choose: Choose) -> float:
-    """Pooled MCC of ``choose`` fitted on all folds but one and applied to the one left out."""
+def cross_fitted_choice(data: OofArrays, choose: Choose) -> float | None:
+    """Pooled MCC of ``choose`` fitted on all folds but one and applied to the one left out;
+    None when the OOF holds a single fold (nothing is left to fit on)."""
+    folds = np.unique(data.fold_of_tile)
+    if len(folds) < 2:
+        return None
     total = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-    for fold in np.unique(data.fold_of_tile):
+    for fold in folds:
         held_out = data.fold_of_tile == fold
         weights, rule = choose(data.subset(~held_out))
         test = data.subset(held_out)
