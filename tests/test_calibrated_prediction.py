@@ -56,7 +56,7 @@ def masks_of(folder: Path) -> dict[str, np.ndarray]:
 
 def test_predict_and_solution_apply_the_rule_identically(ensemble, scenes, tmp_path, cli):
     out = tmp_path / "submission"
-    report = export_submission(ensemble, out, tta="flip", check_input=scenes)
+    report = export_submission(ensemble, out, tta="flip", check_input=scenes, timing=False)
     assert report["differing_pixels"] == 0 and report["pixels"] == 64 * 64 + 70 * 90
     assert report["members"] == ["m0", "m1"] and report["members_left_out"] == ["m2"]  # weight 0
     package = torch.load(out / "model.pth", map_location="cpu", weights_only=True)
@@ -111,7 +111,9 @@ def test_no_calibration_restores_the_plain_argmax(ensemble, scenes, tmp_path, cl
 
 
 def test_export_without_calibration_ships_the_argmax(ensemble, scenes, tmp_path):
-    report = export_submission(ensemble, tmp_path / "sub", tta="none", check_input=scenes, calibration=False)
+    report = export_submission(
+        ensemble, tmp_path / "sub", tta="none", check_input=scenes, calibration=False, timing=False
+    )
     package = torch.load(tmp_path / "sub" / "model.pth", map_location="cpu", weights_only=True)
     assert package["calibration"] is None and report["members"] == ["m0", "m1", "m2"]
     assert report["differing_pixels"] == 0 and report["calibration"].startswith("none")
@@ -124,7 +126,7 @@ def test_a_model_folders_rule_lives_in_config_json(tmp_path, scenes, cli):
     ModelFolder(folder).write_calibration(single.to_dict())
     assert ModelFolder(folder).meta.calibration == single.to_dict()
     assert calibrated_models(folder).calibration == single
-    report = export_submission(folder, tmp_path / "sub", tta="flip", check_input=scenes)
+    report = export_submission(folder, tmp_path / "sub", tta="flip", check_input=scenes, timing=False)
     assert report["differing_pixels"] == 0 and report["calibration"] == single.describe()
     ModelFolder(folder).write_calibration(None)
     assert calibrated_models(folder).calibration is None
@@ -135,5 +137,5 @@ def test_a_soup_rule_predicts_with_one_averaged_model(tmp_path, scenes, cli, cap
     ensemble = ensemble_with(tmp_path, soup_rule, name="soup_ensemble")
     assert cli("predict", ensemble, scenes, "--out", tmp_path / "p", "--device", "cpu") == 0
     assert "3 member(s), soup" in capsys.readouterr().out
-    report = export_submission(ensemble, tmp_path / "sub", tta="flip", check_input=scenes)
+    report = export_submission(ensemble, tmp_path / "sub", tta="flip", check_input=scenes, timing=False)
     assert report["members"] == ["soup"] and report["differing_pixels"] == 0

@@ -97,9 +97,12 @@ def test_export_ensemble_members_in_fp16_via_cli(cli, tmp_path, capsys):
         members.append(EnsembleMember(name=f"seed{seed}", model_dir=folder, seed=seed))
     ensemble = EnsembleFolder.write(tmp_path / "ensemble", members).path
     out = tmp_path / "sub"
-    assert cli("export-submission", ensemble, "--out", out, "--members", "seed1,seed3", "--fp16") == 0
+    assert (
+        cli("export-submission", ensemble, "--out", out, "--members", "seed1,seed3", "--fp16", "--no-timing")
+        == 0
+    )
     printed = capsys.readouterr().out
-    assert "2 member(s), float16" in printed and "s/tile" in printed
+    assert "2 member(s), float16" in printed and "time: not measured (--no-timing)" in printed
     package = torch.load(out / "model.pth", map_location="cpu", weights_only=True)
     assert [m["name"] for m in package["members"]] == ["seed1", "seed3"]
     assert package["members"][0]["state_dict"]["encoder.conv1.weight"].dtype == torch.float16
@@ -122,6 +125,11 @@ def test_a_wrong_solution_fails_the_self_check_and_writes_nothing(model_dir, tmp
         source.replace("std = np.where(std > 0, std, 1.0)", "std = np.where(std > 0, 3 * std, 1.0)")
     )
     monkeypatch.setattr(export, "TEMPLATE_PATH", broken)
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("a failed self-check must not wait for the timing run")
+
+    monkeypatch.setattr(selfcheck, "time_solution", no_timing)
     with pytest.raises(ModelError, match="self-check failed"):
         export_submission(model_dir, tmp_path / "sub", check_tiles=1)
     assert list((tmp_path / "sub").iterdir()) == []
