@@ -268,6 +268,7 @@ def stage_pretrain(ctx: DemoContext) -> str:
             "training.epochs": ctx.size.pretrain_epochs,
         },
     )
+    ctx.results.setdefault("recipe", {})["pretrain"] = _recipe(cfg)
     result = pretrain(cfg)
     mcc = _mcc(result.best_metrics)
     ctx.results["pretrain"] = {"best_dir": str(result.best_dir), "mcc": mcc}
@@ -291,9 +292,9 @@ def _finetune_config(ctx: DemoContext, name: str) -> GlacierConfig:
 def _cross_validate(ctx: DemoContext, key: str, out: Path, init_from: str | None) -> str:
     from glacier.training.cv import run_cross_validation
 
-    cv = run_cross_validation(
-        _finetune_config(ctx, f"demo_{key}"), init_from=init_from, out=out, print_fn=_quiet
-    )
+    cfg = _finetune_config(ctx, f"demo_{key}")
+    ctx.results.setdefault("recipe", {})["finetune"] = _recipe(cfg)
+    cv = run_cross_validation(cfg, init_from=init_from, out=out, print_fn=_quiet)
     if not cv.finished:
         raise GlacierError(f"demo: cross-validation in {out} did not finish")
     ctx.results[key] = {"summary": cv.summary, "runs": {k: str(r.best_dir) for k, r in cv.folds.items()}}
@@ -500,6 +501,16 @@ STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
 def _quiet(message: str) -> None:
     """Progress lines of the training engine are kept short in the demo's output."""
     print(f"   {message.splitlines()[0]}")
+
+
+def _recipe(cfg: GlacierConfig) -> str:
+    """The preset, what it trains with, and the demo's length of it."""
+    from glacier.training.recipe import recipe_line
+
+    training = cfg.training
+    samples = training.sampler.samples_per_epoch
+    length = f"{training.epochs} epochs" + (f" of {samples} samples" if samples else " of every tile")
+    return f"`{cfg.name}`: {recipe_line(cfg)}; {length}"
 
 
 def _plain(data: dict[str, Any]) -> dict[str, Any]:

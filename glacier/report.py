@@ -65,6 +65,8 @@ class DemoReport:
     submission: dict[str, Any] = dataclasses.field(default_factory=dict)
     outputs: dict[str, str] = dataclasses.field(default_factory=dict)
     push: dict[str, Any] | None = None
+    recipe: dict[str, str] = dataclasses.field(default_factory=dict)
+    """``pretrain`` and ``finetune``: the preset and what it trains with (``recipe_line``)."""
 
     @classmethod
     def from_results(
@@ -103,6 +105,7 @@ class DemoReport:
             submission=results.get("submission", {}),
             outputs=results.get("outputs", {}),
             push=results.get("push"),
+            recipe=results.get("recipe", {}),
         )
 
     @property
@@ -125,6 +128,7 @@ class DemoReport:
             "submission": self.submission,
             "outputs": self.outputs,
             "push": self.push,
+            "recipe": self.recipe,
         }
 
     # ------------------------------------------------------------------ markdown
@@ -136,10 +140,20 @@ class DemoReport:
             f"{self.size.get('test_images')} held-out test scenes of {self.size.get('image_size')} px, "
             f"seed {self.seed}. Total {self.total_seconds:.0f} s. Every figure below was measured in this run.",
         ]
-        lines += self._cv_section() + self._decisions_section() + self._test_section()
+        lines += (
+            self._recipe_section() + self._cv_section() + self._decisions_section() + self._test_section()
+        )
         lines += self._submission_section()
         lines += self._timing_section() + self._outputs_section()
         return "\n".join(lines).rstrip() + "\n"
+
+    def _recipe_section(self) -> list[str]:
+        if not self.recipe:
+            return []
+        names = {"pretrain": "HKH pretraining", "finetune": "Fine-tuning (every fold and seed)"}
+        return ["", "## Recipe", ""] + [
+            f"- {names.get(stage, stage)}: {line}" for stage, line in self.recipe.items()
+        ]
 
     def _cv_section(self) -> list[str]:
         if not (self.cv_pretrained or self.cv_scratch):

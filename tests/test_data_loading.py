@@ -144,6 +144,31 @@ def test_dataloader_with_workers_and_pickling(prepared):
     torch.testing.assert_close(batches[0]["image"][1], dataset[1]["image"])
 
 
+@pytest.mark.parametrize("augment", ["true", "false"])
+def test_every_draw_of_a_tile_is_its_own_sample(prepared, augment):
+    """The training loader draws far more samples per epoch than there are tiles: each draw
+    of a tile gets its own crop (and augmentation), not a copy of the tile's first one.
+    Only whole tiles train here: a crop of a padded tile's no-data is all zeros."""
+    from glacier.config import load_config
+    from glacier.training.builders import RunData, build_loaders
+
+    cfg = load_config("tiny", [f"data.path={prepared.path}", "data.crop_size=16", "data.num_workers=0",
+                               f"data.augment={augment}", "data.min_valid_fraction=1.0", "training.sampler.name=uniform",
+                               "training.sampler.samples_per_epoch=60", "training.batch_size=6"])  # fmt: skip
+    run_data = RunData.open(cfg)
+    train_loader, _, (dataset, sampler) = build_loaders(cfg, run_data)
+    keys = list(train_loader.sampler)
+    assert [tile for tile, _ in keys] == list(sampler) and [d for _, d in keys] == list(range(60))
+    images = torch.cat([batch["image"] for batch in train_loader])
+    assert images.shape == (60, 5, 16, 16)
+    distinct = len({image.numpy().tobytes() for image in images})
+    tiles = len(run_data.train_idx)
+    assert tiles <= 6 and distinct >= 55  # was `tiles` distinct samples, each repeated
+    # Still a function of (seed, epoch, key) only: the same epoch again gives the same samples.
+    assert torch.equal(torch.cat([batch["image"] for batch in train_loader]), images)
+    assert torch.equal(dataset[keys[0]]["image"], images[0])
+
+
 def _rare_world(seed: int = 0) -> np.ndarray:
     """200 tiles of 1024 px like the competition: mostly background and glacier, rare debris and lake."""
     rng = np.random.default_rng(seed)

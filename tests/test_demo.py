@@ -117,6 +117,13 @@ def _check_report(out, size_name):
     data = json.loads((out / "report.json").read_text())
     assert (out / "report.md").read_text().startswith("# glacier demo report")
     assert data["size"]["name"] == size_name
+    # The report names the recipe both stages trained with, read from their configs.
+    size = SIZES[size_name]
+    assert data["recipe"]["pretrain"].startswith(f"`{size.pretrain_config}`: ")
+    assert data["recipe"]["finetune"].startswith(f"`{size.finetune_config}`: ")
+    assert f"{size.finetune_epochs} epochs" in data["recipe"]["finetune"]
+    assert f"crops of {size.crop_size} px" in data["recipe"]["finetune"]
+    assert "## Recipe" in (out / "report.md").read_text()
     for key in ("cv_pretrained", "cv_scratch"):
         folds = data[key]["folds"]
         assert sorted(folds) == ["0", "1", "2", "3", "4"], f"{key}: all 5 folds complete"

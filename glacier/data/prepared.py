@@ -162,8 +162,10 @@ class TileDataset(Dataset):
     statistics (a fine-tuned model keeps those it was trained with). ``crop_size`` takes a
     random crop (padded with ignore where the tile is smaller); with ``rare_crop_p`` that
     crop is, with that probability, centred on a pixel of the tile's rarest foreground
-    class (among ``rare_classes`` when given, by name). Randomness depends only on (seed, epoch, index): call ``set_epoch`` each epoch
-    (before creating the DataLoader iterator; persistent workers keep the epoch they started with).
+    class (among ``rare_classes`` when given, by name). Randomness depends only on (seed, epoch,
+    key): call ``set_epoch`` each epoch (before creating the DataLoader iterator; persistent
+    workers keep the epoch they started with). A training loader draws through
+    ``NumberedDraws``, whose keys tell repeated draws of one tile apart.
     """
 
     def __init__(
@@ -228,11 +230,15 @@ class TileDataset(Dataset):
                     left = int(np.clip(x - size // 2, 0, w - size))
         return image[:, top : top + size, left : left + size], mask[top : top + size, left : left + size]
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """The sample at position ``key``, or at ``(position, draw)`` from ``NumberedDraws``:
+        the draw number gives each draw of a tile in an epoch its own crop and augmentation."""
+        index, draw = (key, None) if np.ndim(key) == 0 else key
         tile = int(self.indices[index])
         image = self.prepared.images[tile][self._band_sel]
         mask = self.prepared.masks[tile]
-        seed = np.random.SeedSequence([self.seed, self.epoch, int(index)])
+        entropy = [self.seed, self.epoch, int(index)] + ([] if draw is None else [int(draw)])
+        seed = np.random.SeedSequence(entropy)
         crop_seed, augment_seed = seed.spawn(2)
         if self.crop_size is not None:
             image, mask = self._crop(image, mask, tile, np.random.default_rng(crop_seed))

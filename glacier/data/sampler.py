@@ -4,6 +4,9 @@ Both are torch Samplers over positions 0..N-1 of the tiles they are given, with
 ``set_epoch``. Their order depends only on (seed, epoch), so every process of a
 distributed run draws the same sequence and Accelerate's batch-sampler sharding hands each
 process its own part of it.
+
+``NumberedDraws`` wraps either for a training loader: it hands the dataset each draw's
+number with its tile, so a tile drawn twice in an epoch gets two crops and augmentations.
 """
 
 from __future__ import annotations
@@ -211,3 +214,28 @@ class UniformTileSampler(_EpochSampler):
         rounds = -(-self.num_samples // self.num_tiles)
         order = np.concatenate([rng.permutation(self.num_tiles) for _ in range(rounds)])
         return iter(order[: self.num_samples].tolist())
+
+
+class NumberedDraws(Sampler[tuple[int, int]]):
+    """``(tile position, draw number in the epoch)`` for every draw of ``sampler``.
+
+    ``TileDataset`` seeds a sample's crop and augmentation by its key. With the bare tile
+    position as the key, every draw of a tile in one epoch got the *same* crop and the same
+    augmentation: with more samples per epoch than tiles (a step budget on a small set) or a
+    balanced sampler's oversampling, most of an epoch repeated a few distinct samples (12
+    tiles drawn 160 times gave 12 distinct crops, 13 copies each). The draw number makes
+    each draw its own sample and still depends only on (seed, epoch), so every process of a
+    distributed run sees the same keys.
+    """
+
+    def __init__(self, sampler: Sampler[int]) -> None:
+        self.sampler = sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((int(tile), draw) for draw, tile in enumerate(self.sampler))

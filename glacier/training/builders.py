@@ -269,6 +269,7 @@ def build_loaders(cfg: GlacierConfig, run_data: RunData) -> tuple[DataLoader, Da
     loop calls (dataset and sampler), which Accelerate's wrappers do not reach."""
     from glacier.data.augment import build_augmentation
     from glacier.data.prepared import TileDataset
+    from glacier.data.sampler import NumberedDraws
 
     data, training = cfg.data, cfg.training
     prepared, bands, stats = run_data.prepared, list(run_data.bands), run_data.stats
@@ -286,7 +287,7 @@ def build_loaders(cfg: GlacierConfig, run_data: RunData) -> tuple[DataLoader, Da
     sampler = build_sampler(training.sampler, prepared.tile_class_counts[run_data.train_idx], training.seed)
     common = {"num_workers": data.num_workers, "pin_memory": torch.cuda.is_available()}
     train_loader = DataLoader(
-        train_set, batch_size=training.batch_size, sampler=sampler, drop_last=False, **common
+        train_set, batch_size=training.batch_size, sampler=NumberedDraws(sampler), drop_last=False, **common
     )
     val_loader = None
     if len(run_data.val_idx):

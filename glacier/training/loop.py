@@ -53,6 +53,7 @@ from glacier.training.history import EpochSums, epoch_line, epoch_row
 from glacier.training.initial_weights import freeze_unused_parameters, init_report_line, init_weights
 from glacier.training.pretrained_encoder import ensure_encoder_weights
 from glacier.training.provenance import ModelWriter, model_metrics
+from glacier.training.recipe import recipe_line
 from glacier.training.resuming import plan_start
 from glacier.training.run_lock import claim_run_folder
 from glacier.training.step import StepOutput, all_finite, pad_to_stride, progress_bar, train_step, validate
@@ -133,7 +134,7 @@ def _fit(cfg: GlacierConfig, folder: RunFolder, accelerator, own_accelerator: bo
             policy.resume(folder, resume_from, parts.schedule)
         models = ModelWriter(folder, cfg, data, init_report)
         _start_run_folder(folder, cfg, accelerator, data, init_report, policy.resumed_epoch)
-        accelerator.print(f"{length_line}\n{sampler_line(parts.epoch_aware[1])}")
+        accelerator.print(f"recipe: {recipe_line(cfg)}\n{length_line}\n{sampler_line(parts.epoch_aware[1])}")
         start.record(folder, cfg, accelerator)
 
         latest: dict[str, Any] = {}  # the latest validation's metrics
