@@ -337,6 +337,7 @@ def stage_ensemble(ctx: DemoContext) -> str:
             out=ctx.paths.runs / "extra_seeds",
             init_from=ctx.results["pretrain"]["best_dir"],
             print_fn=_quiet,
+            fit_decisions=False,  # fitted below, on these members and the CV folds' together
         )
         if not extra.finished:
             raise GlacierError("demo: the extra ensemble seeds did not finish")

@@ -119,3 +119,25 @@ def test_all_data_ensemble_carries_the_rule_per_seed(ensemble, prep, tmp_path, c
     assert carried["log_bias"] == source["log_bias"] and carried["combine"] == source["combine"]
     chosen = calibrated_models(final)
     assert chosen.calibration is not None and chosen.calibration.fitted["carried_from"] == str(ensemble)
+
+
+def test_an_ensemble_without_its_decisions_skips_the_oof_fit(ensemble, prep, tmp_path):
+    """``fit_decisions=False`` (the demo's extra seeds, pooled with other members later)
+    writes the members but fits no combination or calibration on them."""
+    import shutil
+
+    from glacier.training.ensemble import train_ensemble
+
+    out = tmp_path / "ensemble"
+    shutil.copytree(ensemble, out, symlinks=True)
+    (out / "ensemble.json").unlink()
+    cfg = load_config("tiny", [f"data.path={prep}", "training.epochs=2", "training.sampler.samples_per_epoch=16",
+                               "training.batch_size=4"])  # fmt: skip
+    printed: list[str] = []
+    result = train_ensemble(cfg, seeds=[1], folds="all", out=out, resume="latest", fit_decisions=False,
+                            print_fn=printed.append)  # fmt: skip
+    assert result.finished and sorted(result.members) == ["seed1_fold0", "seed1_fold1"]
+    manifest = json.loads((out / "ensemble.json").read_text())
+    assert [m["name"] for m in manifest["members"]] == ["seed1_fold0", "seed1_fold1"]
+    assert "oof" not in manifest and "calibration" not in manifest
+    assert not any("out-of-fold MCC" in line for line in printed)

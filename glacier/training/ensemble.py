@@ -68,6 +68,7 @@ def train_ensemble(
     print_fn: Callable[[str], None] = print,
     extra: dict[str, Any] | None = None,
     hooks: RunHooks = NoHooks(),  # e.g. glacier.hub.sync.HubSync: restore and push each run
+    fit_decisions: bool = True,
 ) -> EnsembleResult:
     """Train ``seeds`` x ``folds`` members and write the ensemble folder ``out``.
 
@@ -75,7 +76,9 @@ def train_ensemble(
     ``data.use_all_for_training`` each seed trains on every tile instead, one member per
     seed. The ensemble folder is written once every member has finished; members with
     validation folds get their combination and calibration fitted on their out-of-fold
-    predictions; ``extra`` adds keys to ensemble.json (the all-data ensemble's calibration).
+    predictions (``fit_decisions=False`` skips that fit, for a caller that pools these
+    members with others and fits on all of them); ``extra`` adds keys to ensemble.json (the
+    all-data ensemble's calibration).
     """
     from accelerate import PartialState
 
@@ -115,7 +118,7 @@ def train_ensemble(
             for (seed, fold), (name, result) in zip(plan, results.items(), strict=True)
         ]
         decisions = {}
-        if not cfg.data.use_all_for_training:
+        if fit_decisions and not cfg.data.use_all_for_training:
             from glacier.decisions.fitting import MemberRun, decide_ensemble
 
             runs = [MemberRun(m.name, m.seed, m.fold, results[m.name].out) for m in members]
