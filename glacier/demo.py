@@ -268,7 +268,7 @@ def stage_pretrain(ctx: DemoContext) -> str:
             "training.epochs": ctx.size.pretrain_epochs,
         },
     )
-    ctx.results.setdefault("recipe", {})["pretrain"] = _recipe(cfg)
+    ctx.results.setdefault("recipe", {})["pretrain"] = _recipe(ctx.size.pretrain_config, cfg)
     result = pretrain(cfg)
     mcc = _mcc(result.best_metrics)
     ctx.results["pretrain"] = {"best_dir": str(result.best_dir), "mcc": mcc}
@@ -293,7 +293,9 @@ def _cross_validate(ctx: DemoContext, key: str, out: Path, init_from: str | None
     from glacier.training.cv import run_cross_validation
 
     cfg = _finetune_config(ctx, f"demo_{key}")
-    ctx.results.setdefault("recipe", {})["finetune"] = _recipe(cfg)
+    if init_from is not None:  # the recipe every ensemble member trains with (not the scratch arm's)
+        started = cfg.updated(**{"model.init_from": str(init_from)})
+        ctx.results.setdefault("recipe", {})["finetune"] = _recipe(ctx.size.finetune_config, started)
     cv = run_cross_validation(cfg, init_from=init_from, out=out, print_fn=_quiet)
     if not cv.finished:
         raise GlacierError(f"demo: cross-validation in {out} did not finish")
@@ -504,14 +506,14 @@ def _quiet(message: str) -> None:
     print(f"   {message.splitlines()[0]}")
 
 
-def _recipe(cfg: GlacierConfig) -> str:
-    """The preset, what it trains with, and the demo's length of it."""
+def _recipe(preset: str, cfg: GlacierConfig) -> str:
+    """The preset, what ``cfg`` (the demo's version of it) trains with, and its length."""
     from glacier.training.recipe import recipe_line
 
     training = cfg.training
     samples = training.sampler.samples_per_epoch
     length = f"{training.epochs} epochs" + (f" of {samples} samples" if samples else " of every tile")
-    return f"`{cfg.name}`: {recipe_line(cfg)}; {length}"
+    return f"`{preset}`: {recipe_line(cfg)}; {length}"
 
 
 def _plain(data: dict[str, Any]) -> dict[str, Any]:

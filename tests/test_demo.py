@@ -122,6 +122,7 @@ def _check_report(out, size_name):
     assert data["recipe"]["pretrain"].startswith(f"`{size.pretrain_config}`: ")
     assert data["recipe"]["finetune"].startswith(f"`{size.finetune_config}`: ")
     assert f"{size.finetune_epochs} epochs" in data["recipe"]["finetune"]
+    assert f"from {data['outputs']['pretrained model']} (head re-initialised)" in data["recipe"]["finetune"]
     assert f"crops of {size.crop_size} px" in data["recipe"]["finetune"]
     assert "## Recipe" in (out / "report.md").read_text()
     for key in ("cv_pretrained", "cv_scratch"):
