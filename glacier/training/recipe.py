@@ -11,6 +11,7 @@ is said by ``resolve_length``'s line.
 from __future__ import annotations
 
 from glacier.config import GlacierConfig
+from glacier.models.factory import BOUNDARY_AWARE_UNET
 
 
 def recipe_line(cfg: GlacierConfig) -> str:
@@ -56,7 +57,7 @@ def _loss(cfg: GlacierConfig) -> str:
         (focal, loss.focal_weight),
         ("dice", loss.dice_weight),
         ("mcc", loss.mcc_weight),
-        ("boundary", loss.boundary_weight if cfg.model.architecture == "boundary_aware_unet" else 0.0),
+        ("boundary", loss.boundary_weight if cfg.model.architecture == BOUNDARY_AWARE_UNET else 0.0),
     ]
     text = " + ".join(f"{name} {weight:g}" for name, weight in terms if weight > 0) or "no loss terms"
     return "loss " + text + (" (class-weighted)" if loss.class_weights else "")
