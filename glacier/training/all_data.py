@@ -120,7 +120,8 @@ def carried_calibration(source: CvSource, seeds: Sequence[int] | None) -> dict[s
 
     A CV of one model calibrates one model; an ensemble's rule (weights, temperature,
     biases) holds for an ensemble of the same kind: as many seeds, and the same seeds when
-    its weights differ between them. Anything else is a ConfigError saying what to train.
+    its weights differ between them (the seeds it weighs 0 may be left out). Anything else
+    is a ConfigError saying what to train.
     """
     if source.calibration is None:
         return None
@@ -142,17 +143,28 @@ def carried_calibration(source: CvSource, seeds: Sequence[int] | None) -> dict[s
     from glacier.training.ensemble import member_name
 
     unit_weights = rule["fitted"].get("unit_weights") or {f"seed{s}": 1.0 for s in source.seeds}
+    kept = {u for u, w in unit_weights.items() if w > 0}
     wanted = {f"seed{s}": s for s in seeds}
-    if set(wanted) == set(unit_weights):
+    # A seed the OOF fit gave no weight need not be trained: its model would change nothing.
+    if set(wanted) in (set(unit_weights), kept):
         weights = {member_name(s, None): float(unit_weights[u]) for u, s in wanted.items()}
     elif len(wanted) == len(unit_weights) and len(set(unit_weights.values())) == 1:
         weights = {member_name(s, None): 1.0 for s in seeds}  # same kind, equal weights: any seeds
     else:
         raise ConfigError(
             f"--from-cv {source.path}: its calibration is for seeds {sorted(unit_weights)} with weights "
-            f"{unit_weights}; train the final ensemble with the same seeds (--seeds {','.join(map(str, source.seeds))})"
+            f"{unit_weights}; train the final ensemble with the seeds it weighs (--seeds "
+            f"{','.join(map(str, kept_seeds(source)))})"
         )
     return {**rule, "weights": weights}
+
+
+def kept_seeds(source: CvSource) -> list[int]:
+    """The seeds ``source``'s calibration gives a weight above 0 (every seed without one)."""
+    unit_weights = ((source.calibration or {}).get("fitted") or {}).get("unit_weights")
+    if not unit_weights:
+        return list(source.seeds)
+    return [s for s in source.seeds if unit_weights.get(f"seed{s}", 0) > 0]
 
 
 def _length_config(cfg: GlacierConfig, source: CvSource, keep_length: bool) -> tuple[GlacierConfig, str]:
