@@ -9,7 +9,9 @@ predictions) without the scratch CV and the export, then scores on the held-out 
 the calibrated ensemble (what the workflow ships), the same ensemble uncalibrated (argmax
 of the mean probability), the best single model by validation MCC (the demo's rival), with
 and without its own calibration, and, as the strictest rival, the member that is best on the
-test scenes themselves (an oracle no workflow could pick). The goal (issue 14): the
+test scenes themselves (an oracle no workflow could pick); and the all-data final ensemble
+(one model per seed the ensemble's fit kept, trained on every image, its rule carried over:
+the same kind of prediction, one model per seed, that the rule was fitted on). The goal (issue 14): the
 calibrated ensemble beats its best member by at least 0.01 MCC on average and in every seed,
 and beats the uncalibrated ensemble. Every figure is measured in this run.
 """
@@ -30,6 +32,7 @@ GOAL_GAIN = 0.01
 COLUMNS = (
     ("ensemble", "ensemble calibrated"),
     ("ensemble_uncalibrated", "ensemble uncalibrated"),
+    ("all_data", "all-data ensemble calibrated"),
     ("best_single", "best single (val)"),
     ("best_single_calibrated", "best single (val) calibrated"),
     ("oracle_member", "best member on test (oracle)"),
@@ -88,6 +91,7 @@ def gains(row: dict[str, Any]) -> dict[str, float]:
         "vs_best_member": ensemble - best_member,
         "vs_oracle": ensemble - test["oracle_member"]["mcc"],
         "vs_uncalibrated": ensemble - test["ensemble_uncalibrated"]["mcc"],
+        "all_data_vs_best_member": test["all_data"]["mcc"] - best_member,
     }
 
 
@@ -96,8 +100,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "Test MCC on the held-out scenes (debris IoU in brackets):",
         "",
-        f"| seed | {head} | gain vs best member | gain vs oracle | gain vs uncalibrated | OOF MCC before -> after (cross-fitted) | chosen |",
-        "|" + " --- |" * (len(COLUMNS) + 6),
+        f"| seed | {head} | gain vs best member | gain vs oracle | gain vs uncalibrated | all-data gain vs best member | OOF MCC before -> after (cross-fitted) | chosen |",
+        "|" + " --- |" * (len(COLUMNS) + 7),
     ]
     for row in rows:
         cells = [
@@ -109,12 +113,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {row['seed']} | "
             + " | ".join(cells)
             + f" | {g['vs_best_member']:+.3f} | {g['vs_oracle']:+.3f} | "
-            f"{g['vs_uncalibrated']:+.3f} | {_num(row['oof_before'])} -> {_num(row['oof_after'])} "
+            f"{g['vs_uncalibrated']:+.3f} | {g['all_data_vs_best_member']:+.3f} | "
+            f"{_num(row['oof_before'])} -> {_num(row['oof_after'])} "
             f"({_num(row['oof_cross_fitted'])}) | {row['chosen']} |"
         )
     means = {
         k: statistics.fmean(gains(r)[k] for r in rows)
-        for k in ("vs_best_member", "vs_oracle", "vs_uncalibrated")
+        for k in ("vs_best_member", "vs_oracle", "vs_uncalibrated", "all_data_vs_best_member")
     }
     worst = min(gains(r)["vs_best_member"] for r in rows)
     met = (
@@ -129,6 +134,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         f"{means['vs_uncalibrated']:+.3f} over the uncalibrated ensemble; worst seed {worst:+.3f} over the best member.",
         f"Goal (>= {GOAL_GAIN} over the best member on average and in every seed, and above the uncalibrated "
         f"ensemble in every seed): {'met' if met else 'NOT met'}.",
+        f"The all-data final ensemble (one model per seed the fit kept, its rule carried over): "
+        f"{means['all_data_vs_best_member']:+.3f} over the best member on average, worst seed "
+        f"{min(gains(r)['all_data_vs_best_member'] for r in rows):+.3f}.",
     ]
     return "\n".join(lines)
 

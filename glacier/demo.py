@@ -8,8 +8,9 @@ Stages, each one library call of the module that owns it (timed, in this order):
 sample data -> preprocess (competition + HKH raw scenes) -> pretrain on HKH -> 5-fold
 fine-tuning from the pretrained model -> the same folds from scratch -> a seed ensemble
 (the CV fold models are seed 1's members; its combination and calibration fitted on the
-members' out-of-fold predictions) -> predict the held-out Test scenes with TTA (ensemble
-and best single model, each calibrated and not) -> evaluate against Test_labels -> export a
+members' out-of-fold predictions) -> the all-data final models (one per seed the fit kept,
+carrying its rule) -> predict the held-out Test scenes with TTA (ensemble and best single
+model, each calibrated and not; the all-data ensemble) -> evaluate against Test_labels -> export a
 submission (the exporter self-checks it) -> push to the Hub (only with ``push_to_hub``).
 
 Every figure in the report is measured in the run; nothing is hard-coded.
@@ -169,6 +170,10 @@ class DemoPaths:
     @property
     def ensemble(self) -> Path:
         return self.root / "ensemble"
+
+    @property
+    def all_data(self) -> Path:
+        return self.root / "all_data_ensemble"
 
     @property
     def predictions(self) -> Path:
@@ -367,6 +372,29 @@ def stage_ensemble(ctx: DemoContext) -> str:
     return f"{len(members)} members ({len(seeds) + 1} seeds x {len(ctx.cv_runs['cv_pretrained'])} folds) -> {ctx.paths.ensemble}"
 
 
+def stage_all_data(ctx: DemoContext) -> str:
+    """The final models: one per seed the ensemble's OOF fit kept, trained on every image for
+    the length cross-validation chose, carrying the ensemble's rule. Each test pixel then gets
+    what each OOF pixel got, one model per seed, so the rule meets the kind of prediction it
+    was fitted on (a fold ensemble averages five models per seed, the OOF never does)."""
+    from glacier.training.all_data import CvSource, kept_seeds, train_all_data_ensemble
+
+    seeds = kept_seeds(CvSource.open(ctx.paths.ensemble))
+    final = train_all_data_ensemble(
+        _finetune_config(ctx, "demo_all_data"),
+        seeds=seeds,
+        from_cv=ctx.paths.ensemble,
+        out=ctx.paths.all_data,
+        init_from=ctx.results["pretrain"]["best_dir"],
+        print_fn=_quiet,
+    )
+    if not final.finished:
+        raise GlacierError("demo: the all-data ensemble did not finish")
+    ctx.results["all_data"] = {"seeds": seeds, "members": sorted(final.members)}
+    ctx.outputs["all-data ensemble"] = ctx.paths.all_data
+    return f"{len(seeds)} all-data models (seeds {', '.join(map(str, seeds))}) -> {ctx.paths.all_data}"
+
+
 def _best_single(ctx: DemoContext) -> tuple[str, Path]:
     """The fine-tuned fold model with the highest validation MCC (the ensemble's rival)."""
     runs = ctx.cv_runs["cv_pretrained"]
@@ -382,12 +410,17 @@ def stage_predict(ctx: DemoContext) -> str:
     test = ctx.paths.competition / "Test"
     name, single = _best_single(ctx)
     ctx.results["predict"] = {}
-    variants = (
+    variants = [
         ("ensemble", ctx.paths.ensemble, "ensemble, calibrated", True),
         ("ensemble_uncalibrated", ctx.paths.ensemble, "ensemble, uncalibrated (argmax of the mean)", False),
         ("best_single", single, name, False),
         ("best_single_calibrated", single, f"{name}, calibrated", True),
-    )
+    ]
+    if "all_data" in ctx.results:
+        seeds = len(ctx.results["all_data"]["seeds"])
+        variants.append(
+            ("all_data", ctx.paths.all_data, f"all-data ensemble ({seeds} seeds), calibrated", True)
+        )
     for key, model, label, calibrated in variants:
         summary = predict_folder(
             model,
@@ -494,6 +527,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("fine-tune CV (pretrained)", stage_finetune_cv),
     ("fine-tune CV (scratch)", stage_scratch_cv),
     ("seed ensemble", stage_ensemble),
+    ("all-data ensemble", stage_all_data),
     ("predict test (TTA)", stage_predict),
     ("evaluate", stage_evaluate),
     ("export submission", stage_submission),

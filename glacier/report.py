@@ -57,8 +57,9 @@ class DemoReport:
     cv_pretrained: CvSummary | None = None
     cv_scratch: CvSummary | None = None
     test: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """``ensemble`` (calibrated), ``ensemble_uncalibrated``, ``best_single`` and
-    ``best_single_calibrated``: {"name", "mcc", "iou", "calibration"} on the held-out Test scenes."""
+    """``ensemble`` (calibrated), ``ensemble_uncalibrated``, ``all_data`` (the final models,
+    calibrated), ``best_single`` and ``best_single_calibrated``: {"name", "mcc", "iou",
+    "calibration"} on the held-out Test scenes."""
     decisions: dict[str, Any] = dataclasses.field(default_factory=dict)
     """``single`` and ``ensemble``: {"oof": ..., "calibration": ...} fitted on out-of-fold
     predictions (glacier/decisions/fitting.py)."""
@@ -263,7 +264,7 @@ class DemoReport:
         return lines
 
 
-TEST_ROWS = ("ensemble", "ensemble_uncalibrated", "best_single", "best_single_calibrated")
+TEST_ROWS = ("ensemble", "ensemble_uncalibrated", "all_data", "best_single", "best_single_calibrated")
 
 
 def _num(value: Any) -> str:

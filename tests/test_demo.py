@@ -130,8 +130,14 @@ def _check_report(out, size_name):
         assert sorted(folds) == ["0", "1", "2", "3", "4"], f"{key}: all 5 folds complete"
         assert all(-1 <= v <= 1 for v in folds.values())
         assert -1 <= data[key]["mean_mcc"] <= 1
-    for key in ("ensemble", "best_single"):
+    for key in ("ensemble", "best_single", "all_data"):
         assert -1 <= data["test"][key]["mcc"] <= 1
+    # The final models: one per seed the ensemble's OOF fit weighed, carrying its rule.
+    fitted = json.loads((out / "ensemble" / "ensemble.json").read_text())["calibration"]["fitted"]
+    kept = sorted(u for u, w in fitted["unit_weights"].items() if w > 0)
+    final = json.loads((out / "all_data_ensemble" / "ensemble.json").read_text())
+    assert sorted(m["name"] for m in final["members"]) == [f"{u}_all" for u in kept]
+    assert final["calibration"]["fitted"]["carried_from"] == str(out / "ensemble")
     assert data["submission"]["passed"] is True
     if SIZES[size_name].submission_timing:
         assert data["submission"]["projected_seconds"] > 0
