@@ -216,10 +216,10 @@ def test_the_config_loss_section_is_exactly_the_loss_arguments():
     from_config = CombinedLoss(**cfg.model_dump())
     by_hand = CombinedLoss(
         focal_weight=1.0,
-        dice_weight=1.0,
+        dice_weight=0.5,
         mcc_weight=0.25,
-        boundary_weight=0.5,
-        boundary_ramp="linear",
+        boundary_weight=0.2,
+        boundary_ramp="none",
         boundary_ramp_epochs=10,
         focal_gamma=1.0,
         class_weights=[1.0, 2.0, 2.0, 4.0],
