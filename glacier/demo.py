@@ -11,7 +11,8 @@ fine-tuning from the pretrained model -> the same folds from scratch -> a seed e
 members' out-of-fold predictions) -> the all-data final models (one per seed the fit kept,
 carrying its rule) -> predict the held-out Test scenes with TTA (ensemble and best single
 model, each calibrated and not; the all-data ensemble) -> evaluate against Test_labels -> export a
-submission (the exporter self-checks it) -> push to the Hub (only with ``push_to_hub``).
+submission of the all-data ensemble (the exporter self-checks it) -> push it to the Hub (only
+with ``push_to_hub``).
 
 Every figure in the report is measured in the run; nothing is hard-coded.
 """
@@ -478,7 +479,7 @@ def stage_submission(ctx: DemoContext) -> str:
     # shows the failure, and `glacier demo` exits 1 after writing it.
     try:
         report = export_submission(
-            ctx.paths.ensemble,
+            _shipped(ctx),
             ctx.paths.submission,
             tta="flip" if ctx.size.tta != "none" else "none",
             check_input=ctx.paths.competition / "Test",
@@ -515,9 +516,16 @@ def stage_submission(ctx: DemoContext) -> str:
 def stage_push(ctx: DemoContext) -> str:
     from glacier.hub.push import push_folder
 
-    url = push_folder(ctx.paths.ensemble, ctx.push_to_hub)
+    url = push_folder(_shipped(ctx), ctx.push_to_hub)
     ctx.results["push"] = {"repo_id": ctx.push_to_hub, "url": url}
-    return f"pushed the ensemble to {ctx.push_to_hub}: {url}"
+    return f"pushed {_shipped(ctx).name} to {ctx.push_to_hub}: {url}"
+
+
+def _shipped(ctx: DemoContext) -> Path:
+    """What the demo exports and pushes: the all-data final models when they were trained
+    (docs/workflow.md: their rule meets the kind of prediction it was fitted on), else the
+    fold ensemble."""
+    return ctx.paths.all_data if "all_data" in ctx.results else ctx.paths.ensemble
 
 
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
