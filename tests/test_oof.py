@@ -13,7 +13,7 @@ import statistics
 import numpy as np
 import pytest
 from sklearn.metrics import matthews_corrcoef
-from training_data import FAST, prepared_competition
+from training_data import FAST, prepared_competition, tiny_run
 
 from glacier.artifacts import ModelFolder, RunFolder
 from glacier.config import load_config
@@ -32,19 +32,7 @@ def cv(tmp_path_factory):
     root = tmp_path_factory.mktemp("oof")
     prep = prepared_competition(root, n_images=6, folds=FOLDS)
     run = root / "cv"
-    args = [
-        "finetune",
-        "--config",
-        "tiny",
-        "--data",
-        prep,
-        "--out",
-        run,
-        "--all-folds",
-        "--epochs",
-        "2",
-        *FAST,
-    ]
+    args = tiny_run("finetune", prep, run, "--all-folds", "--epochs", "2", *FAST)
     with contextlib.redirect_stdout(io.StringIO()) as out:
         assert run_cli(*args) == 0
     (root / "cv.log").write_text(out.getvalue())  # what the command printed
@@ -153,17 +141,7 @@ def test_all_data_trains_for_the_length_cv_chose_with_its_calibration(cv, tmp_pa
     prep, run, _ = cv
     final = tmp_path / "final"
     # No samples_per_epoch: an epoch is every training tile (4 in a CV fold, 6 on all data).
-    args = [
-        "finetune",
-        "--config",
-        "tiny",
-        "--data",
-        prep,
-        "--out",
-        final,
-        "--set",
-        "training.sampler.samples_per_epoch=null",
-    ]
+    args = tiny_run("finetune", prep, final, "--set", "training.sampler.samples_per_epoch=null")
     assert cli(*args, "--all-data", "--from-cv", run) == 0
     best_epochs = [RunFolder(run / f"fold_{k}").model_metrics()["epoch"] for k in range(FOLDS)]
     expected = max(1, round(statistics.median(e * 16 for e in best_epochs) / 6))  # CV folds drew 16 per epoch

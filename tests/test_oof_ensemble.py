@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 from test_multiprocess_training import launch
-from training_data import FAST, prepared_competition
+from training_data import FAST, prepared_competition, tiny_run
 
 from glacier.artifacts import RunFolder
 from glacier.config import load_config
@@ -49,20 +49,7 @@ def ensemble(prep, tmp_path_factory):
     from tests.conftest import run_cli
 
     out = tmp_path_factory.mktemp("ens") / "ensemble"
-    args = [
-        "ensemble",
-        "--config",
-        "tiny",
-        "--data",
-        prep,
-        "--out",
-        out,
-        "--seeds",
-        "1,2",
-        "--all-folds",
-        "--epochs",
-        "2",
-    ]
+    args = tiny_run("ensemble", prep, out, "--seeds", "1,2", "--all-folds", "--epochs", "2")
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         assert run_cli(*args, *FAST) == 0
     (out.parent / "ensemble.log").write_text(printed.getvalue())

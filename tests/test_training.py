@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from training_data import FAST, prepared_competition, prepared_hkh
+from training_data import FAST, prepared_competition, prepared_hkh, tiny_run
 
 from glacier.artifacts import EnsembleFolder
 
@@ -105,20 +105,7 @@ def test_pretrain_then_finetune_with_band_transfer(cli, prep, tmp_path, capsys):
 
     capsys.readouterr()
     run = tmp_path / "ft"
-    code = cli(
-        "finetune",
-        "--config",
-        "tiny",
-        "--data",
-        prep,
-        "--out",
-        run,
-        "--epochs",
-        "1",
-        "--init-from",
-        pre / "best",
-        *FAST,
-    )
+    code = cli(*tiny_run("finetune", prep, run, "--epochs", "1", "--init-from", pre / "best", *FAST))
     assert code == 0
     printed = capsys.readouterr().out
     assert "bands matched ['blue', 'green', 'red']" in printed
@@ -146,21 +133,7 @@ def test_all_folds_writes_cv_summary_and_resume_skips_finished_folds(cli, prep, 
     # An interrupted fold: drop fold 2's result (as if killed after its last state); resume
     # skips folds 0 and 1 and finishes fold 2 from its state.
     (run / "fold_2" / "result.json").unlink()
-    code = cli(
-        "finetune",
-        "--config",
-        "tiny",
-        "--data",
-        prep,
-        "--out",
-        run,
-        "--epochs",
-        "1",
-        "--all-folds",
-        "--resume",
-        "latest",
-        *FAST,
-    )
+    code = cli(*tiny_run("finetune", prep, run, "--epochs", "1", "--all-folds", "--resume", "latest", *FAST))
     assert code == 0
     printed = capsys.readouterr().out
     assert "fold 0: already finished" in printed and "fold 1: already finished" in printed
@@ -170,22 +143,7 @@ def test_all_folds_writes_cv_summary_and_resume_skips_finished_folds(cli, prep, 
 
 def test_ensemble_writes_an_ensemble_folder(cli, prep, tmp_path):
     ens = tmp_path / "ens"
-    code = cli(
-        "ensemble",
-        "--config",
-        "tiny",
-        "--data",
-        prep,
-        "--out",
-        ens,
-        "--epochs",
-        "1",
-        "--seeds",
-        "1,2",
-        "--folds",
-        "0",
-        *FAST,
-    )
+    code = cli(*tiny_run("ensemble", prep, ens, "--epochs", "1", "--seeds", "1,2", "--folds", "0", *FAST))
     assert code == 0
     assert EnsembleFolder.found_at(ens)
     manifest = EnsembleFolder(ens).manifest
@@ -249,24 +207,7 @@ def test_bad_options_are_clear_errors(cli, prep, tmp_path, capsys):
     assert "fold 5 is out of range" in capsys.readouterr().err
     assert not ens.exists()
     # --seed and --fold, as on every training command, repeated or as lists.
-    assert (
-        cli(
-            "ensemble",
-            "--config",
-            "tiny",
-            "--data",
-            prep,
-            "--out",
-            ens,
-            "--seed",
-            "1",
-            "--fold",
-            "0",
-            "--fold",
-            "5",
-        )
-        == 1
-    )
+    assert cli(*tiny_run("ensemble", prep, ens, "--seed", "1", "--fold", "0", "--fold", "5")) == 1
     assert "fold 5 is out of range" in capsys.readouterr().err
     assert cli("ensemble", "--config", "tiny", "--data", prep, "--out", ens, "--seed", "1,x") == 1
     assert "--seed '1,x': write integers" in capsys.readouterr().err

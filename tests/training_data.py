@@ -14,6 +14,11 @@ from data_factory import make_competition, make_hkh_slices  # noqa: E402
 FAST = ["--set", "training.sampler.samples_per_epoch=16", "--set", "training.batch_size=4"]
 
 
+def tiny_run(command: str, data, out, *extra) -> list:
+    """The arguments of a training ``command`` with the tiny preset on ``data`` into ``out``."""
+    return [command, "--config", "tiny", "--data", data, "--out", out, *extra]
+
+
 def prepared_competition(root: Path, n_images: int = 9, folds: int = 3) -> Path:
     from glacier.data.prepare import PrepareOptions, prepare_competition
 
