@@ -116,7 +116,7 @@ class SchedulerConfig(_Section):
 
 class LossConfig(_Section):
     """The recipe's loss by default (issue 13): cross-entropy (focal with gamma 0) + 0.5 Dice
-    + 0.2 boundary, no MCC term; every preset trains with it."""
+    + 0.2 boundary, no MCC term; every preset but ``tiny`` (see its file) trains with it."""
 
     focal_weight: float = Field(1.0, ge=0)
     """Weight of the focal loss."""
