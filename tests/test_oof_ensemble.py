@@ -63,11 +63,18 @@ def test_ensemble_chooses_its_combination_on_oof_and_stores_its_rule(ensemble):
     assert names[:2] == ["seed1 alone", "seed2 alone"]
     assert {"probability mean", "log-probability mean"} <= set(names)
     assert any(n.startswith("greedy selection") for n in names) and "weight soup (per fold)" in names
-    chosen = next(row for row in oof["table"] if row["name"] == oof["chosen"])
     candidates = [row for row in oof["table"] if row.get("candidate")]
-    assert chosen["mcc_cross_fitted"] == max(row["mcc_cross_fitted"] for row in candidates)
+    best = max(candidates, key=lambda row: row["mcc_cross_fitted"])
     assert set(calibration["weights"]) == {m["name"] for m in manifest["members"]}
     assert calibration["fitted"]["kind"] == "ensemble" and oof["calibrated_mcc"] >= oof["mcc"] - 1e-9
+    if calibration["fitted"].get("kept") is False:
+        # Every fitted rule did worse on held-out folds than the plain argmax: none is shipped.
+        assert calibration["fitted"]["rejected"]["cross_fitted_mcc"] < oof["mcc"]
+        assert oof["chosen"] == f"probability mean, no rule ({best['name']} not kept)"
+        assert set(calibration["weights"].values()) == {1.0} and not any(calibration["log_bias"])
+        assert calibration["combine"] == "probability" and calibration["temperature"] == 1.0
+    else:
+        assert oof["chosen"] == best["name"]
     assert manifest["final_length"]["runs"] and len(manifest["final_length"]["runs"]) == 4
     for member in manifest["members"]:
         assert RunFolder(ensemble / "runs" / member["name"]).oof.exists()
@@ -86,13 +93,19 @@ def test_ensemble_prints_its_combinations_side_by_side_and_the_one_chosen(ensemb
             f"{row['mcc_cross_fitted']:.4f} |"
         )
         assert cells in printed, cells
-    chosen = next(row for row in oof["table"] if row["name"] == oof["chosen"])
+    chosen = max(
+        (row for row in oof["table"] if row.get("candidate")), key=lambda row: row["mcc_cross_fitted"]
+    )
     assert (
-        f"chosen on out-of-fold MCC: {oof['chosen']} ({chosen['mcc_cross_fitted']:.4f} cross-fitted, "
+        f"chosen on out-of-fold MCC: {chosen['name']} ({chosen['mcc_cross_fitted']:.4f} cross-fitted, "
         f"{chosen['mcc_calibrated']:.4f} calibrated)"
     ) in printed
     assert f"pooled out-of-fold MCC {oof['mcc']:.4f}" in printed
-    assert f"calibrated out-of-fold MCC {oof['calibrated_mcc']:.4f}" in printed
+    if oof["chosen"] == chosen["name"]:
+        assert f"calibrated out-of-fold MCC {oof['calibrated_mcc']:.4f}" in printed
+    else:  # its rule did worse on held-out folds than the plain argmax
+        assert "decision rule not kept: its cross-fitted MCC" in printed
+        assert f"below the plain argmax's {oof['mcc']:.4f}" in printed
 
 
 def test_all_data_ensemble_carries_the_rule_per_seed(ensemble, prep, tmp_path, cli):

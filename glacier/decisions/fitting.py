@@ -96,7 +96,13 @@ def decide_ensemble(
         unit_weights = {u: chosen["weights"][u] for u in data.units}
         fit_data, fit_weights = data, list(unit_weights.values())
     rule, oof = _fit(pool, data, fit_data, fit_weights, chosen["combine"], kind="ensemble", print_fn=print_fn)
-    oof.update({"table": [plain_row(r) for r in rows], "greedy_steps": steps, "chosen": chosen["name"]})
+    chosen_name = chosen["name"]
+    if rule is not None and rule.fitted.get("kept") is False:  # the plain mean of every unit
+        unit_weights, chosen_name = (
+            dict.fromkeys(data.units, 1.0),
+            f"probability mean, no rule ({chosen_name} {NOT_KEPT})",
+        )
+    oof.update({"table": [plain_row(r) for r in rows], "greedy_steps": steps, "chosen": chosen_name})
     extra["oof"] = oof
     if rule is not None:
         weights = {m.name: unit_weights[o.unit] for m, o in zip(members, oof_members, strict=True)}
@@ -149,6 +155,14 @@ def _fit(
         return None, oof
     rule, report = fit_calibration(fit_data, weights, combine_rule)
     honest = cross_fitted(fit_data, lambda d: fit_calibration(d, weights, combine_rule)[0], weights)
+    if honest["mcc"] < oof["mcc"]:
+        # On tiles it was not fitted on, the rule does worse than no rule at all (the plain
+        # mean's argmax, which fits nothing, so its OOF MCC is already an honest figure).
+        print_fn(
+            f"decision rule not kept: its cross-fitted MCC {honest['mcc']:.4f} is below the plain "
+            f"argmax's {oof['mcc']:.4f}; predicting by the argmax of the plain mean"
+        )
+        return _no_rule(pool, oof, kind, rule, honest["mcc"])
     if fit_data is not data:  # "before" is what --no-calibration predicts: the plain mean
         report["stages"] = {
             "uncalibrated": oof["mcc"],
@@ -171,6 +185,34 @@ def _fit(
         f"IoU {class_iou_line(report['iou_after'])}; rule: {rule.describe()}"
     )
     return rule.replace(fitted=fitted), oof
+
+
+NOT_KEPT = "not kept"
+
+
+def _no_rule(
+    pool: OofPool, oof: dict[str, Any], kind: str, rejected: Calibration, honest_mcc: float
+) -> tuple[Calibration, dict[str, Any]]:
+    """The identity rule (argmax of the plain mean), recording the rule it replaced."""
+    fitted = {
+        "kind": kind,
+        "tta": pool.tta,
+        "oof_tiles": len(pool.tiles),
+        "kept": False,
+        "rejected": {"rule": rejected.describe(), "cross_fitted_mcc": honest_mcc},
+        "oof_mcc_before": oof["mcc"],
+        "oof_mcc_after": oof["mcc"],
+        "cross_fitted_mcc": oof["mcc"],
+    }
+    oof.update(
+        {
+            "calibrated_mcc": oof["mcc"],
+            "calibrated_iou": oof["iou"],
+            "cross_fitted_mcc": oof["mcc"],
+            "rule": f"{NOT_KEPT} ({rejected.describe()}: cross-fitted MCC {honest_mcc:.4f})",
+        }
+    )
+    return Calibration.identity().replace(fitted=fitted), oof
 
 
 def _combination_rows(pool, data, members, soup: bool, print_fn: Print) -> tuple[list[dict], list[dict]]:
