@@ -171,9 +171,7 @@ def _fit(
         }
         report.update({"oof_mcc_before": oof["mcc"], "iou_before": oof["iou"]})
     fitted = {
-        "kind": kind,
-        "tta": pool.tta,
-        "oof_tiles": len(pool.tiles),
+        **_fit_source(pool, kind),
         **report,
         "cross_fitted_mcc": honest["mcc"],
         "cross_fitted_iou": honest["iou"],
@@ -190,14 +188,17 @@ def _fit(
 NOT_KEPT = "not kept"
 
 
+def _fit_source(pool: OofPool, kind: str) -> dict[str, Any]:
+    """What every fitted rule records of the OOF it was fitted on."""
+    return {"kind": kind, "tta": pool.tta, "oof_tiles": len(pool.tiles)}
+
+
 def _no_rule(
     pool: OofPool, oof: dict[str, Any], kind: str, rejected: Calibration, honest_mcc: float
 ) -> tuple[Calibration, dict[str, Any]]:
     """The identity rule (argmax of the plain mean), recording the rule it replaced."""
     fitted = {
-        "kind": kind,
-        "tta": pool.tta,
-        "oof_tiles": len(pool.tiles),
+        **_fit_source(pool, kind),
         "kept": False,
         "rejected": {"rule": rejected.describe(), "cross_fitted_mcc": honest_mcc},
         "oof_mcc_before": oof["mcc"],

@@ -143,7 +143,7 @@ def carried_calibration(source: CvSource, seeds: Sequence[int] | None) -> dict[s
     from glacier.training.ensemble import member_name
 
     unit_weights = rule["fitted"].get("unit_weights") or {f"seed{s}": 1.0 for s in source.seeds}
-    kept = {u for u, w in unit_weights.items() if w > 0}
+    kept = {f"seed{s}" for s in kept_seeds(source)}
     wanted = {f"seed{s}": s for s in seeds}
     # A seed the OOF fit gave no weight need not be trained: its model would change nothing.
     if set(wanted) in (set(unit_weights), kept):
