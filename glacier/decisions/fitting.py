@@ -57,7 +57,9 @@ def decide_cross_validation(
     if pool is None:
         return {**extra, "oof": None, "calibration": None}
     data = OofArrays.from_pool(pool)
-    rule, extra["oof"] = _fit(pool, data, data, [1.0], "probability", kind="single model", print_fn=print_fn)
+    rule, extra["oof"] = fit_rule(
+        pool, data, data, [1.0], "probability", kind="single model", print_fn=print_fn
+    )
     if rule is not None:
         rule = rule.replace(fitted={**rule.fitted, "source": str(run_dir)})
     extra["calibration"] = None if rule is None else rule.to_dict()
@@ -95,7 +97,9 @@ def decide_ensemble(
     else:
         unit_weights = {u: chosen["weights"][u] for u in data.units}
         fit_data, fit_weights = data, list(unit_weights.values())
-    rule, oof = _fit(pool, data, fit_data, fit_weights, chosen["combine"], kind="ensemble", print_fn=print_fn)
+    rule, oof = fit_rule(
+        pool, data, fit_data, fit_weights, chosen["combine"], kind="ensemble", print_fn=print_fn
+    )
     chosen_name = chosen["name"]
     if rule is not None and rule.fitted.get("kept") is False:  # the plain mean of every unit
         unit_weights, chosen_name = (
@@ -123,7 +127,7 @@ def _pool(members: Sequence[OofMember], print_fn: Print) -> OofPool | None:
     return OofPool(members)
 
 
-def _fit(
+def fit_rule(
     pool: OofPool,
     data: OofArrays,
     fit_data: OofArrays,
@@ -134,7 +138,10 @@ def _fit(
     print_fn: Print,
 ) -> tuple[Calibration | None, dict[str, Any]]:
     """Pooled OOF metrics of ``data``'s plain mean; with every tile covered, the rule fitted on
-    ``fit_data`` (``data``, or the soups' OOF) and its cross-fitted MCC."""
+    ``fit_data`` (``data``, or the soups' OOF) and its cross-fitted MCC. The rule is kept only
+    when that cross-fitted MCC is at least the plain argmax's; otherwise the identity rule comes
+    back, marked ``fitted["kept"] = False`` with the rejected rule recorded. ``pool`` gives
+    the coverage, tiles and TTA the report names."""
     from glacier.decisions.calibrate import combine, score
 
     plain = Calibration.identity()
