@@ -434,7 +434,7 @@ def stage_predict(ctx: DemoContext) -> str:
             calibration=calibrated,
         )
         ctx.results["predict"][key] = {"name": label, "model": str(model), **_plain(summary)}
-    ctx.outputs["masks (ensemble)"] = ctx.paths.predictions / "ensemble"
+    ctx.outputs[f"masks ({_shipped_key(ctx)})"] = ctx.paths.predictions / _shipped_key(ctx)
     ens = ctx.results["predict"]["ensemble"]
     return (
         f"{ens['scenes']} test scenes, TTA {ctx.size.tta}, {ens['members']} members: "
@@ -460,8 +460,9 @@ def stage_evaluate(ctx: DemoContext) -> str:
             "iou": result["iou"],
             "calibration": entry.get("calibration"),
         }
-    ctx.outputs["confusion matrix"] = ctx.paths.evaluation / "ensemble" / "confusion.png"
-    ctx.outputs["overlay PNGs (prediction vs truth)"] = ctx.paths.evaluation / "ensemble"
+    shipped = ctx.paths.evaluation / _shipped_key(ctx)  # the pictures of what ships
+    ctx.outputs[f"confusion matrix ({_shipped_key(ctx)})"] = shipped / "confusion.png"
+    ctx.outputs[f"overlay PNGs ({_shipped_key(ctx)}: prediction vs truth)"] = shipped
     test = ctx.results["test"]
     return (
         f"test MCC: ensemble {test['ensemble']['mcc']:.3f} calibrated, "
@@ -526,6 +527,11 @@ def _shipped(ctx: DemoContext) -> Path:
     (docs/workflow.md: their rule meets the kind of prediction it was fitted on), else the
     fold ensemble."""
     return ctx.paths.all_data if "all_data" in ctx.results else ctx.paths.ensemble
+
+
+def _shipped_key(ctx: DemoContext) -> str:
+    """The test variant (``predictions/<key>``, ``evaluation/<key>``) of ``_shipped``."""
+    return "all_data" if "all_data" in ctx.results else "ensemble"
 
 
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [

@@ -153,6 +153,8 @@ def _check_report(out, size_name):
     assert (out / "submission" / "solution.py").is_file() and (out / "submission" / "model.pth").is_file()
     assert list((out / "predictions" / "ensemble").glob("*.tif"))
     assert (out / "evaluation" / "ensemble" / "confusion.png").is_file()
+    pictures = [v for k, v in data["outputs"].items() if k.startswith(("overlay PNGs", "confusion", "masks"))]
+    assert len(pictures) == 3 and all("all_data" in Path(p).parts for p in pictures), "pictures of what ships"
     assert len(json.loads((out / "ensemble" / "ensemble.json").read_text())["members"]) == 10
     return data
 
