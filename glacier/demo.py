@@ -434,7 +434,8 @@ def stage_predict(ctx: DemoContext) -> str:
             calibration=calibrated,
         )
         ctx.results["predict"][key] = {"name": label, "model": str(model), **_plain(summary)}
-    ctx.outputs[f"masks ({_shipped_key(ctx)})"] = ctx.paths.predictions / _shipped_key(ctx)
+    shipped = _shipped_key(ctx)
+    ctx.outputs[f"masks ({shipped})"] = ctx.paths.predictions / shipped
     ens = ctx.results["predict"]["ensemble"]
     return (
         f"{ens['scenes']} test scenes, TTA {ctx.size.tta}, {ens['members']} members: "
@@ -460,9 +461,9 @@ def stage_evaluate(ctx: DemoContext) -> str:
             "iou": result["iou"],
             "calibration": entry.get("calibration"),
         }
-    shipped = ctx.paths.evaluation / _shipped_key(ctx)  # the pictures of what ships
-    ctx.outputs[f"confusion matrix ({_shipped_key(ctx)})"] = shipped / "confusion.png"
-    ctx.outputs[f"overlay PNGs ({_shipped_key(ctx)}: prediction vs truth)"] = shipped
+    shipped = _shipped_key(ctx)  # the pictures of what ships
+    ctx.outputs[f"confusion matrix ({shipped})"] = ctx.paths.evaluation / shipped / "confusion.png"
+    ctx.outputs[f"overlay PNGs ({shipped}: prediction vs truth)"] = ctx.paths.evaluation / shipped
     test = ctx.results["test"]
     return (
         f"test MCC: ensemble {test['ensemble']['mcc']:.3f} calibrated, "
@@ -526,11 +527,12 @@ def _shipped(ctx: DemoContext) -> Path:
     """What the demo exports and pushes: the all-data final models when they were trained
     (docs/workflow.md: their rule meets the kind of prediction it was fitted on), else the
     fold ensemble."""
-    return ctx.paths.all_data if "all_data" in ctx.results else ctx.paths.ensemble
+    return ctx.paths.all_data if _shipped_key(ctx) == "all_data" else ctx.paths.ensemble
 
 
 def _shipped_key(ctx: DemoContext) -> str:
-    """The test variant (``predictions/<key>``, ``evaluation/<key>``) of ``_shipped``."""
+    """The test variant (``predictions/<key>``, ``evaluation/<key>``) of ``_shipped``: the one
+    place that decides what ships."""
     return "all_data" if "all_data" in ctx.results else "ensemble"
 
 

@@ -21,6 +21,7 @@ def test_recipe_line_follows_the_config():
                 "model.architecture=Unet",
                 "training.sampler.name=uniform",
                 "training.sampler.rare_crop_p=0",
+                "training.ema.enabled=false",
                 "training.scheduler.name=none",
                 "data.augment=false",
                 "model.encoder_weights=imagenet",
