@@ -225,14 +225,11 @@ class DemoReport:
             lines += [line + ".", ""]
         table = (self.decisions.get("ensemble") or {}).get("oof", {}).get("table")
         if table:
-            from glacier.decisions.select import combination_table
+            from glacier.decisions.select import choice_words, combination_table
 
-            chosen = self.decisions["ensemble"]["oof"].get("chosen")
-            lines += [
-                combination_table(table),
-                "",
-                f"Chosen for the ensemble (highest cross-fitted OOF MCC): {chosen}.",
-            ]
+            oof = self.decisions["ensemble"]["oof"]
+            why = f" ({choice_words(oof['choice'])})" if oof.get("choice") else ""
+            lines += [combination_table(table), "", f"Chosen for the ensemble: {oof.get('chosen')}{why}."]
         return lines
 
     def _submission_section(self) -> list[str]:

@@ -15,7 +15,14 @@ from glacier.decisions import calibrate, rule
 from glacier.decisions.calibrate import OofArrays, fit_calibration, fit_min_component, pixel_mcc, score
 from glacier.decisions.fitting import fit_rule
 from glacier.decisions.rule import Calibration
-from glacier.decisions.select import cross_fitted_choice, fixed_weights, greedy_selection
+from glacier.decisions.select import (
+    choose_combination,
+    cross_fitted_choice,
+    cross_fitted_confusions,
+    fixed_weights,
+    greedy_selection,
+    mcc_difference_se,
+)
 from glacier.domain import IGNORE_INDEX
 from glacier.errors import ModelError
 from glacier.submission import export
@@ -177,6 +184,75 @@ def test_cross_fitted_choice_never_fits_on_the_tiles_it_scores():
         data, lambda d: fit_calibration(d, [1.0, 1.0], postprocess=False)[0], [1.0, 1.0]
     )
     assert honest == pytest.approx(reference["mcc"], abs=1e-12)
+
+
+def candidate(name, data, weights):
+    """A candidate row as ``_combination_rows`` makes it: cross-fitted per-tile confusions."""
+    tiles = cross_fitted_confusions(data, fixed_weights(weights, "probability"))
+    honest = calibrate.metrics_from_confusion(tiles.sum(axis=0))["mcc"]
+    return {"name": name, "candidate": True, "mcc_cross_fitted": honest, "mcc_calibrated": honest,
+            "tile_confusions": tiles}  # fmt: skip
+
+
+def test_per_tile_cross_fitted_confusions_pool_to_the_cross_fitted_mcc():
+    rng = np.random.default_rng(4)
+    labels = blocky_labels(rng)
+    data = arrays([noisy_probabilities(rng, labels), noisy_probabilities(rng, labels, signal=0.5)], labels)
+    tiles = cross_fitted_confusions(data, fixed_weights([1.0, 1.0], "probability"))
+    assert tiles.shape == (len(labels), K, K)
+    assert tiles.sum(axis=(1, 2)).tolist() == [int((t != IGNORE_INDEX).sum()) for t in labels]
+    pooled = calibrate.metrics_from_confusion(tiles.sum(axis=0))["mcc"]
+    assert pooled == pytest.approx(
+        cross_fitted_choice(data, fixed_weights([1.0, 1.0], "probability")), abs=1e-12
+    )
+
+
+def test_a_clearly_better_combination_is_chosen_over_the_mean():
+    """A unit with no signal drags the mean down on every tile: leaving it out wins by far
+    more than the bootstrap's standard error."""
+    rng = np.random.default_rng(5)
+    labels = blocky_labels(rng, tiles=16)
+    data = arrays([noisy_probabilities(rng, labels), noisy_probabilities(rng, labels, signal=0.0)], labels)
+    rows = [candidate("probability mean", data, [1.0, 1.0]), candidate("u0 only", data, [1.0, 0.0])]
+    chosen, note = choose_combination(rows, data.groups())
+    assert chosen["name"] == "u0 only" and note["best"] == "u0 only"
+    assert note["margin"] > 5 * note["standard_error"] > 0
+
+
+def test_a_lead_inside_the_noise_keeps_the_mean_of_every_member():
+    """Two equally good units: one of them alone may lead the mean by chance on these tiles,
+    but not by more than one standard error, so the mean of both ships."""
+    rng = np.random.default_rng(6)
+    labels = blocky_labels(rng, tiles=16)
+    units = [noisy_probabilities(rng, labels, signal=1.2, noise=1.5) for _ in range(2)]
+    data = arrays(units, labels)
+    mean = candidate("probability mean", data, [1.0, 1.0])
+    # The one-unit row given the lead the rule must see through: its confusions, MCC + a hair.
+    alone = candidate("u0 only", data, [1.0, 0.0])
+    alone["mcc_cross_fitted"] = mean["mcc_cross_fitted"] + 1e-4
+    chosen, note = choose_combination([mean, alone], data.groups())
+    assert note["best"] == "u0 only" and chosen["name"] == "probability mean"
+    assert 0 < note["margin"] < note["standard_error"]
+
+
+def test_bootstrap_resamples_whole_images():
+    """Tiles of one image move together: with every image cut into four identical tiles the
+    standard error is that of the images, not of four times as many independent tiles."""
+    rng = np.random.default_rng(9)
+    labels = blocky_labels(rng, tiles=12)
+    a = cross_fitted_confusions(
+        arrays([noisy_probabilities(rng, labels)], labels), fixed_weights([1.0], "probability")
+    )
+    b = cross_fitted_confusions(
+        arrays([noisy_probabilities(rng, labels, signal=1.5)], labels), fixed_weights([1.0], "probability")
+    )
+    by_image = mcc_difference_se(
+        np.repeat(a, 4, axis=0), np.repeat(b, 4, axis=0), np.repeat(np.arange(12), 4)
+    )
+    by_tile = mcc_difference_se(np.repeat(a, 4, axis=0), np.repeat(b, 4, axis=0), np.arange(48))
+    assert mcc_difference_se(a, b, np.arange(12)) == pytest.approx(by_image, rel=0.25)
+    assert by_tile < 0.7 * by_image
+    assert mcc_difference_se(a, a, np.arange(12)) == 0.0
 
 
 def fitted_rule(probs, labels):

@@ -56,6 +56,22 @@ def ensemble(prep, tmp_path_factory):
     return out
 
 
+def shipped_combination(oof) -> str:
+    """What the one-standard-error rule ships, from the table and the choice's figures: the
+    best cross-fitted combination when it leads the probability mean by more than the
+    standard error, else the probability mean."""
+    candidates = [row for row in oof["table"] if row.get("candidate")]
+    best = max(candidates, key=lambda row: row["mcc_cross_fitted"])
+    choice = oof["choice"]
+    assert choice["best"] == best["name"] and choice["rule"] == "one standard error"
+    if best["name"] == "probability mean":
+        return best["name"]
+    mean = next(row for row in candidates if row["name"] == "probability mean")
+    assert choice["margin"] == pytest.approx(best["mcc_cross_fitted"] - mean["mcc_cross_fitted"], abs=1e-12)
+    assert choice["standard_error"] > 0
+    return best["name"] if choice["margin"] > choice["standard_error"] else "probability mean"
+
+
 def test_ensemble_chooses_its_combination_on_oof_and_stores_its_rule(ensemble):
     manifest = json.loads((ensemble / "ensemble.json").read_text())
     oof, calibration = manifest["oof"], manifest["calibration"]
@@ -63,18 +79,17 @@ def test_ensemble_chooses_its_combination_on_oof_and_stores_its_rule(ensemble):
     assert names[:2] == ["seed1 alone", "seed2 alone"]
     assert {"probability mean", "log-probability mean"} <= set(names)
     assert any(n.startswith("greedy selection") for n in names) and "weight soup (per fold)" in names
-    candidates = [row for row in oof["table"] if row.get("candidate")]
-    best = max(candidates, key=lambda row: row["mcc_cross_fitted"])
+    shipped = shipped_combination(oof)
     assert set(calibration["weights"]) == {m["name"] for m in manifest["members"]}
     assert calibration["fitted"]["kind"] == "ensemble" and oof["calibrated_mcc"] >= oof["mcc"] - 1e-9
     if calibration["fitted"].get("kept") is False:
         # Every fitted rule did worse on held-out folds than the plain argmax: none is shipped.
         assert calibration["fitted"]["rejected"]["cross_fitted_mcc"] < oof["mcc"]
-        assert oof["chosen"] == f"probability mean, no rule ({best['name']} not kept)"
+        assert oof["chosen"] == f"probability mean, no rule ({shipped} not kept)"
         assert set(calibration["weights"].values()) == {1.0} and not any(calibration["log_bias"])
         assert calibration["combine"] == "probability" and calibration["temperature"] == 1.0
     else:
-        assert oof["chosen"] == best["name"]
+        assert oof["chosen"] == shipped
     assert manifest["final_length"]["runs"] and len(manifest["final_length"]["runs"]) == 4
     for member in manifest["members"]:
         assert RunFolder(ensemble / "runs" / member["name"]).oof.exists()
@@ -93,15 +108,16 @@ def test_ensemble_prints_its_combinations_side_by_side_and_the_one_chosen(ensemb
             f"{row['mcc_cross_fitted']:.4f} |"
         )
         assert cells in printed, cells
-    chosen = max(
-        (row for row in oof["table"] if row.get("candidate")), key=lambda row: row["mcc_cross_fitted"]
-    )
-    assert (
-        f"chosen on out-of-fold MCC: {chosen['name']} ({chosen['mcc_cross_fitted']:.4f} cross-fitted, "
-        f"{chosen['mcc_calibrated']:.4f} calibrated)"
-    ) in printed
+    shipped, choice = shipped_combination(oof), oof["choice"]
+    line = next(line for line in printed.splitlines() if line.startswith("chosen on out-of-fold MCC: "))
+    assert line.startswith(f"chosen on out-of-fold MCC: {shipped} ({choice['best']}")
+    if "margin" in choice:
+        assert (
+            f"by {choice['margin']:+.4f} cross-fitted MCC, standard error {choice['standard_error']:.4f}"
+            in line
+        )
     assert f"pooled out-of-fold MCC {oof['mcc']:.4f}" in printed
-    if oof["chosen"] == chosen["name"]:
+    if oof["chosen"] == shipped:
         assert f"calibrated out-of-fold MCC {oof['calibrated_mcc']:.4f}" in printed
     else:  # its rule did worse on held-out folds than the plain argmax
         assert "decision rule not kept: its cross-fitted MCC" in printed

@@ -52,20 +52,33 @@ class OofArrays:
     labels: np.ndarray
     fold_of_tile: np.ndarray
     units: list[str]
+    image_of_tile: np.ndarray | None = None
+    """Each tile's image id (tiles of one image are not independent); None: every tile its own."""
 
     @classmethod
     def from_pool(cls, pool: OofPool) -> OofArrays:
         probs = [np.moveaxis(pool.unit_probabilities(u), 1, 0) for u in pool.units]
-        return cls(probs, pool.labels, pool.fold_of_tile, list(pool.units))
+        return cls(probs, pool.labels, pool.fold_of_tile, list(pool.units), np.asarray(pool.images))
 
     def subset(self, tiles: np.ndarray) -> OofArrays:
         """The arrays of the tiles where ``tiles`` (bool per tile) is true."""
+        images = None if self.image_of_tile is None else self.image_of_tile[tiles]
         return OofArrays(
-            [p[:, tiles] for p in self.unit_probs], self.labels[tiles], self.fold_of_tile[tiles], self.units
+            [p[:, tiles] for p in self.unit_probs],
+            self.labels[tiles],
+            self.fold_of_tile[tiles],
+            self.units,
+            images,
         )
 
     def with_units(self, units: Sequence[str], probs: Sequence[np.ndarray]) -> OofArrays:
-        return OofArrays(list(probs), self.labels, self.fold_of_tile, list(units))
+        return OofArrays(list(probs), self.labels, self.fold_of_tile, list(units), self.image_of_tile)
+
+    def groups(self) -> np.ndarray:
+        """Each tile's group for resampling: its image's index (or its own, without image ids)."""
+        if self.image_of_tile is None:
+            return np.arange(len(self.labels))
+        return np.unique(self.image_of_tile, return_inverse=True)[1].reshape(-1)
 
 
 def combine(unit_probs: Sequence[np.ndarray], weights: Sequence[float], rule: Calibration) -> np.ndarray:

@@ -24,6 +24,8 @@ from glacier.decisions.calibrate import OofArrays, class_iou_line, cross_fitted,
 from glacier.decisions.oof import OofMember, OofPool
 from glacier.decisions.rule import Calibration
 from glacier.decisions.select import (
+    choice_words,
+    choose_combination,
     combination_row,
     combination_table,
     greedy_selection,
@@ -83,14 +85,9 @@ def decide_ensemble(
         return {**extra, "oof": None, "calibration": None}
     data = OofArrays.from_pool(pool)
     rows, steps = _combination_rows(pool, data, members, soup, print_fn)
-    candidates = [r for r in rows if r.get("candidate")]
-    # Honest (glacier/decisions/select.py); OOF of a single fold has no cross-fitted figure.
-    honest = all(r["mcc_cross_fitted"] is not None for r in candidates)
-    chosen = max(candidates, key=lambda r: r["mcc_cross_fitted"] if honest else r["mcc_calibrated"])
-    cross = f"{chosen['mcc_cross_fitted']:.4f} cross-fitted" if honest else "one fold: not cross-fitted"
-    print_fn(
-        f"chosen on out-of-fold MCC: {chosen['name']} ({cross}, {chosen['mcc_calibrated']:.4f} calibrated)"
-    )
+    # Honest, and not on noise (glacier/decisions/select.py: the one-standard-error rule).
+    chosen, choice = choose_combination(rows, data.groups())
+    print_fn(f"chosen on out-of-fold MCC: {chosen['name']} ({choice_words(choice)})")
     if chosen["combine"] == "soup":  # one model per tile, fitted on the soups' own OOF
         unit_weights = dict.fromkeys(data.units, 1.0)
         fit_data, fit_weights = data.with_units(["soup"], [chosen["probs"]]), [1.0]
@@ -106,7 +103,14 @@ def decide_ensemble(
             dict.fromkeys(data.units, 1.0),
             f"probability mean, no rule ({chosen_name} {NOT_KEPT})",
         )
-    oof.update({"table": [plain_row(r) for r in rows], "greedy_steps": steps, "chosen": chosen_name})
+    oof.update(
+        {
+            "table": [plain_row(r) for r in rows],
+            "greedy_steps": steps,
+            "chosen": chosen_name,
+            "choice": choice,
+        }
+    )
     extra["oof"] = oof
     if rule is not None:
         weights = {m.name: unit_weights[o.unit] for m, o in zip(members, oof_members, strict=True)}
