@@ -102,8 +102,8 @@ SIZES: dict[str, DemoSize] = {
         tile_size=128,
         pretrain_epochs=8,
         # 144 optimizer steps. At 6 epochs (72 steps) whether a fold model learnt debris at all
-        # was a coin toss (held-out debris IoU 0.00-0.34 between members); at 12 every member
-        # does (0.38-0.49) and held-out MCC rose by 0.05-0.12 (docs/benchmarks.md).
+        # was a coin toss (held-out debris IoU 0.00-0.34 over the models compared); at 12 every
+        # one does (0.37-0.50) and held-out MCC rose by 0.05-0.12 (docs/benchmarks.md).
         finetune_epochs=12,
         samples_per_epoch=48,
         crop_size=96,
