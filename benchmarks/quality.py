@@ -15,7 +15,8 @@ Arms, trained on the same prepared training scenes and bands, one after the othe
 process's run so that machine load hits them alike:
 
 - **glacier**: the shipped recipe through the real CLI (``glacier finetune --config PRESET``
-  on all training scenes), its saved model predicted with ``glacier.predict.Predictor``;
+  on all training scenes), its saved model predicted with ``glacier.predict.Predictor`` and
+  the decision rule the model folder carries (the sampler-prior correction);
 - **unet**: a plain smp U-Net (resnet18, full depth) with cross-entropy, a uniform sampler,
   flips/rotations only, Adam at a constant rate, the same optimizer steps, batch and crop;
 - **hgb**: sklearn's HistGradientBoostingClassifier per pixel over the normalised bands.
@@ -164,10 +165,10 @@ def preset_training(args: argparse.Namespace, num_tiles: int):
 # ------------------------------------------------------------------------------ arms
 def run_glacier(args: argparse.Namespace, prep: Path, root: Path, scenes, seed: int) -> ArmResult:
     """The shipped recipe through ``glacier finetune``, trained on every training scene."""
-    import numpy as np
 
     from glacier.data.prepared import PreparedDataset
-    from glacier.predict import Predictor, load_models
+    from glacier.decisions.loading import calibrated_models
+    from glacier.predict import Predictor
 
     # A fresh run folder per call, so a reused --workdir keeps every earlier run.
     run_dir = Path(tempfile.mkdtemp(prefix="glacier_run_", dir=root))
@@ -182,10 +183,23 @@ def run_glacier(args: argparse.Namespace, prep: Path, root: Path, scenes, seed: 
     wall, cpu = clock.read()
     print("  " + "\n  ".join(line for line in log.read_text().splitlines()
                              if line.startswith(("training ", "length:", "sampler", "completed"))))  # fmt: skip
-    predictor = Predictor(load_models(run_dir / "best"), tta="none", device="cpu", tile_size=None)
-    preds = [predictor.predict_probabilities(image).argmax(0).astype(np.uint8) for image, _ in scenes]
+    # With the decision rule the model folder carries, as `glacier predict` applies it (the
+    # sampler-prior correction, unless --set training.sampler.prior_correction=false), but
+    # without its "fill is background" step, which the baselines do not get either.
+    chosen = calibrated_models(run_dir / "best")
+    print(f"  decision rule: {chosen.describe()}")
+    predictor = Predictor(chosen.models, tta="none", device="cpu", tile_size=None,
+                          calibration=chosen.calibration)  # fmt: skip
+    probs = [predictor.predict_probabilities(image) for image, _ in scenes]
+    preds = [predictor.decide(p) for p in probs]
+    truth = [t for _, t in scenes]
+    if chosen.calibration is not None:  # the same weights without the rule, side by side
+        plain = score(ArmResult("argmax", truth, [p.argmax(0) for p in probs], 0.0, 0.0, ""))
+        print(
+            f"  same model by plain argmax: MCC {plain['mcc']:.4f}, debris recall {plain['debris_recall']:.3f}"
+        )
     budget = run_budget(run_dir, len(PreparedDataset.open(prep)))
-    return ArmResult("glacier " + args.preset, [t for _, t in scenes], preds, wall, cpu, budget)
+    return ArmResult("glacier " + args.preset, truth, preds, wall, cpu, budget)
 
 
 def run_budget(run_dir: Path, num_tiles: int) -> str:

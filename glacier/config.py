@@ -161,6 +161,11 @@ class SamplerConfig(_Section):
     rarest of them present in the tile; a tile without any gets a random crop)."""
     rare_crop_classes: list[str] = Field(default_factory=lambda: ["debris"])
     """Classes a centred crop may centre on."""
+    prior_correction: bool = True
+    """Model folders carry the decision rule that takes the drawn class shares back out
+    (log-biases ``log(training share / drawn share)``: glacier/decisions/prior.py), so that
+    oversampling debris does not become over-predicting it; a rule fitted on out-of-fold
+    predictions replaces it. ``glacier predict --no-calibration`` ignores either."""
     samples_per_epoch: int | None = Field(None, ge=1)
     """Samples drawn per epoch (an epoch is what validation and states count in); None draws
     as many as there are training tiles."""

@@ -226,6 +226,7 @@ def save_model_folder(
     metrics: dict | None = None,
     training: dict | None = None,
     sensor_bands: Sequence[str] | None = None,
+    calibration: dict | None = None,
     card: str | None = None,
 ) -> Path:
     """Write ``model`` as a model folder (``ModelFolder.write``); returns the folder's path."""
@@ -236,6 +237,7 @@ def save_model_folder(
         metrics=metrics,
         training=training,
         sensor_bands=sensor_bands,
+        calibration=calibration,
         card=card,
     )
     return written.path

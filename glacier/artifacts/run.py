@@ -260,8 +260,11 @@ class RunFolder:
             raise RuntimeError("RunFolder.open_metrics must come before append_metrics")
         self._metrics.append(row)
 
-    def write_model(self, name: str, model, *, normalization, metrics, training, sensor_bands) -> Path:
-        """Write model folder ``name`` (``BEST_DIR`` or ``LAST_DIR``) of ``model``."""
+    def write_model(
+        self, name: str, model, *, normalization, metrics, training, sensor_bands, calibration=None
+    ) -> Path:
+        """Write model folder ``name`` (``BEST_DIR`` or ``LAST_DIR``) of ``model``, with its
+        decision rule (``calibration``: a ``Calibration.to_dict``, None for plain argmax)."""
         from glacier.models import save_model_folder
 
         return save_model_folder(
@@ -271,6 +274,7 @@ class RunFolder:
             metrics=metrics,
             training=training,
             sensor_bands=sensor_bands,
+            calibration=calibration,
         )
 
     def copy_model(self, source: str, target: str) -> None:

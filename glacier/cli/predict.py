@@ -19,7 +19,8 @@ NoCalibrationOpt = Annotated[
     bool,
     typer.Option(
         "--no-calibration",
-        help="Ignore the decision rule fitted on out-of-fold predictions: argmax of the mean probability.",
+        help="Ignore the model's decision rule (fitted on out-of-fold predictions, or the "
+        "sampler-prior correction of a model trained without them): argmax of the mean probability.",
     ),
 ]
 

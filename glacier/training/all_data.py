@@ -204,7 +204,8 @@ def fit_all_data(
     if is_main_process():
         print_fn(line)
     result = (fit_fn or (lambda c: fit(c, init_from=init_from, resume=resume)))(cfg)
-    if result.finished and is_main_process():
+    if result.finished and is_main_process() and calibration is not None:
+        # Without a CV rule the model keeps its own (the sampler-prior correction, if any).
         ModelFolder(RunFolder(result.out).best).write_calibration(calibration)
     return result
 

@@ -107,7 +107,21 @@ class ModelWriter:
             metrics=model_metrics(validation, epochs_run),
             training=provenance(self.cfg, data.prepared, data.bands, self.init_report, epochs_run),
             sensor_bands=data.sensor_bands,
+            calibration=self.prior_rule(epochs_run),
         )
+
+    def prior_rule(self, epochs_run: int) -> dict[str, Any] | None:
+        """The sampler-prior decision rule of a model after ``epochs_run`` epochs, from the
+        drawn shares metrics.csv recorded (None when switched off or not recorded)."""
+        from glacier.decisions.prior import drawn_counts_from_rows, sampler_prior_rule
+
+        if not self.cfg.training.sampler.prior_correction:
+            return None
+        drawn = drawn_counts_from_rows(self.folder.metrics_rows(), epochs_run)
+        train = self.data.prepared.tile_class_counts[self.data.train_idx].sum(axis=0)
+        if drawn is None or train.sum() == 0:
+            return None
+        return sampler_prior_rule(train, drawn).to_dict()
 
 
 def model_metrics(validation: dict[str, Any], epochs_run: int) -> dict[str, Any]:
