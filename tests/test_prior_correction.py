@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from training_data import prepared_competition
+from training_data import prepared_competition, tiny_run
 
 from glacier.artifacts.model_config import GLACIER_KEY
 from glacier.data.prepared import PreparedDataset
@@ -65,6 +65,12 @@ def test_drawn_counts_sum_the_epochs_up_to_the_model():
     assert drawn_counts_from_rows(rows, 0) is None
 
 
+def _finetune(cli, prep, run, settings: dict) -> int:
+    """``glacier finetune --config tiny`` on fold 0 with ``--set key=value`` for each setting."""
+    sets = [a for key, value in settings.items() for a in ("--set", f"{key}={value}")]
+    return cli(*tiny_run("finetune", prep, run, "--fold", "0", *sets))
+
+
 def _model_rule(model_dir) -> dict | None:
     return json.loads((model_dir / "config.json").read_text())[GLACIER_KEY]["calibration"]
 
@@ -72,12 +78,8 @@ def _model_rule(model_dir) -> dict | None:
 def test_a_run_saves_the_correction_of_what_it_drew(tmp_path, cli):
     prep = prepared_competition(tmp_path)
     run = tmp_path / "run"
-    code = cli(
-        "finetune", "--config", "tiny", "--data", prep, "--out", run, "--fold", "0",
-        "--set", "training.epochs=2", "--set", "training.sampler.samples_per_epoch=8",
-        "--set", "training.batch_size=4", "--set", "training.sampler.rare_crop_p=1.0",
-    )  # fmt: skip
-    assert code == 0
+    settings = {"training.epochs": 2, "training.batch_size": 4, "training.sampler.samples_per_epoch": 8}
+    assert _finetune(cli, prep, run, {**settings, "training.sampler.rare_crop_p": 1.0}) == 0
     rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
     drawn = np.sum([[float(r[f"drawn_{c}"]) for c in CLASS_NAMES] for r in rows], axis=0)
     prepared = PreparedDataset.open(prep)
@@ -97,10 +99,6 @@ def test_a_run_saves_the_correction_of_what_it_drew(tmp_path, cli):
 def test_the_correction_can_be_switched_off(tmp_path, cli):
     prep = prepared_competition(tmp_path, n_images=6)
     run = tmp_path / "run"
-    code = cli(
-        "finetune", "--config", "tiny", "--data", prep, "--out", run, "--fold", "0",
-        "--set", "training.epochs=1", "--set", "training.sampler.samples_per_epoch=4",
-        "--set", "training.batch_size=4", "--set", "training.sampler.prior_correction=false",
-    )  # fmt: skip
-    assert code == 0
+    settings = {"training.epochs": 1, "training.batch_size": 4, "training.sampler.samples_per_epoch": 4}
+    assert _finetune(cli, prep, run, {**settings, "training.sampler.prior_correction": "false"}) == 0
     assert _model_rule(run / "best") is None and _model_rule(run / "last") is None
