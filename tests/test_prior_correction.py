@@ -45,6 +45,7 @@ def test_the_rule_makes_the_bayes_decision_under_the_training_shares():
     sure = np.array([0.15, 0.0, 0.85, 0.0], dtype=np.float32).reshape(4, 1, 1)
     assert rule.decide(sure)[0, 0] == 2
     assert rule.fitted["method"] == METHOD and rule.fitted["drawn_shares"]["debris"] == 0.5
+    assert rule.describe().startswith("sampler-prior correction, log-bias +0.00, +0.00, -1.39, +0.00;")
 
 
 def test_bad_counts_are_refused():

@@ -19,11 +19,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from glacier.decisions.rule import SAMPLER_PRIOR as METHOD
 from glacier.decisions.rule import Calibration
 from glacier.domain import CLASS_NAMES
-
-METHOD = "sampler_prior"
-"""``Calibration.fitted["method"]`` of a rule made here."""
 
 
 def prior_log_bias(train_counts: Sequence[float], drawn_counts: Sequence[float]) -> tuple[float, ...]:

@@ -35,6 +35,8 @@ from glacier.errors import ModelError
 COMBINE_RULES = ("probability", "log_probability", "soup")
 """How members are combined: the mean of their probabilities, the mean of their logarithms,
 or one model whose weights are the members' mean (a soup: glacier/predict/soup.py)."""
+SAMPLER_PRIOR = "sampler_prior"
+"""``fitted["method"]`` of the rule a model is trained with (glacier/decisions/prior.py)."""
 TINY = np.float32(1e-12)
 """Probabilities are clipped here before a logarithm (a member may say exactly 0)."""
 
@@ -139,6 +141,8 @@ class Calibration:
     def describe(self) -> str:
         """One line for reports: what this rule does."""
         parts = ["log-bias " + ", ".join(f"{b:+.2f}" for b in self.log_bias)]
+        if self.fitted.get("method") == SAMPLER_PRIOR:
+            parts[0] = "sampler-prior correction, " + parts[0]
         if self.temperature != 1.0:
             parts.append(f"temperature {self.temperature:g}")
         if any(self.min_component):
