@@ -14,12 +14,8 @@ from training_data import prepared_competition, tiny_run
 from glacier.artifacts.model_config import GLACIER_KEY
 from glacier.data.prepared import PreparedDataset
 from glacier.decisions.loading import calibrated_models
-from glacier.decisions.prior import (
-    METHOD,
-    drawn_counts_from_rows,
-    prior_log_bias,
-    sampler_prior_rule,
-)
+from glacier.decisions.prior import drawn_counts_from_rows, prior_log_bias, sampler_prior_rule
+from glacier.decisions.rule import SAMPLER_PRIOR
 from glacier.domain import CLASS_NAMES
 
 
@@ -44,7 +40,7 @@ def test_the_rule_makes_the_bayes_decision_under_the_training_shares():
     # ...but a confident debris pixel stays debris (0.85 / 0.15 * 1/4 > 1).
     sure = np.array([0.15, 0.0, 0.85, 0.0], dtype=np.float32).reshape(4, 1, 1)
     assert rule.decide(sure)[0, 0] == 2
-    assert rule.fitted["method"] == METHOD and rule.fitted["drawn_shares"]["debris"] == 0.5
+    assert rule.fitted["method"] == SAMPLER_PRIOR and rule.fitted["drawn_shares"]["debris"] == 0.5
     assert rule.describe().startswith("sampler-prior correction, log-bias +0.00, +0.00, -1.39, +0.00;")
 
 
@@ -88,12 +84,12 @@ def test_a_run_saves_the_correction_of_what_it_drew(tmp_path, cli):
     train = prepared.tile_class_counts[train_idx].sum(axis=0)
     for model_dir in (run / "last", run / "best"):
         saved = _model_rule(model_dir)
-        assert saved is not None and saved["fitted"]["method"] == METHOD
+        assert saved is not None and saved["fitted"]["method"] == SAMPLER_PRIOR
     expected = prior_log_bias(train, drawn)  # last/ has seen every epoch
     np.testing.assert_allclose(_model_rule(run / "last")["log_bias"], expected, atol=1e-6)
     # Every crop centred on debris: debris is drawn far above its share, so it is pushed down.
     assert expected[CLASS_NAMES.index("debris")] < -0.1
-    assert calibrated_models(run / "last").calibration.fitted["method"] == METHOD
+    assert calibrated_models(run / "last").calibration.fitted["method"] == SAMPLER_PRIOR
     assert calibrated_models(run / "last", calibration=False).calibration is None
 
 

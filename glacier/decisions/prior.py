@@ -19,8 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from glacier.decisions.rule import SAMPLER_PRIOR as METHOD
-from glacier.decisions.rule import Calibration
+from glacier.decisions.rule import SAMPLER_PRIOR, Calibration
 from glacier.domain import CLASS_NAMES
 
 
@@ -46,7 +45,7 @@ def sampler_prior_rule(train_counts: Sequence[float], drawn_counts: Sequence[flo
     return Calibration.identity(len(bias)).replace(
         log_bias=bias,
         fitted={
-            "method": METHOD,
+            "method": SAMPLER_PRIOR,
             "train_shares": _shares(train_counts),
             "drawn_shares": _shares(drawn_counts),
         },
