@@ -587,14 +587,16 @@ def run_demo(
     size: str | None = None,
     log: Callable[[str], None] = print,
     skip: Collection[str] = (),
+    test_images: int | None = None,
 ) -> DemoReport:
     """Run the whole workflow on generated sample data in ``out``; write and return its report.
 
     ``full`` uses the real workflow's sizes (for a GPU); ``size`` picks one of ``SIZES``
     by name (``smoke`` for CI) and wins over ``full``. ``push_to_hub`` (a repo id) pushes the
     ensemble at the end. ``skip`` names stages (titles in ``STAGES``) a benchmark does not
-    need; later stages must not depend on them. The report is written to ``out/report.md``
-    and ``out/report.json``.
+    need; later stages must not depend on them. ``test_images`` overrides the size's count of
+    held-out scenes (the first ones are the same whatever the count, and training data does
+    not change). The report is written to ``out/report.md`` and ``out/report.json``.
     """
     name = size or ("full" if full else "default")
     if name not in SIZES:
@@ -603,7 +605,12 @@ def run_demo(
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise GlacierError(f"{root}: exists and is not empty; choose a new --out folder (or delete it)")
     root.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(SIZES[name], DemoPaths(root), seed, push_to_hub)
+    demo_size = SIZES[name]
+    if test_images is not None:
+        if test_images < 1:
+            raise GlacierError(f"demo: test_images must be at least 1, got {test_images}")
+        demo_size = dataclasses.replace(demo_size, test_images=test_images)
+    ctx = DemoContext(demo_size, DemoPaths(root), seed, push_to_hub)
 
     timings: list[StageTiming] = []
     start = time.perf_counter()
