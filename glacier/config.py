@@ -47,6 +47,11 @@ class DataConfig(_Section):
     """Random training crop (pixels); validation uses whole tiles."""
     fold: int = Field(0, ge=0)
     """Validation fold; the other folds train. ``--fold`` sets it."""
+    fold_split: Literal["prepared", "seed"] = "prepared"
+    """``prepared``: the prepared dataset's folds (preprocess's split). ``seed``: the same
+    images re-split into as many stratified folds with ``training.seed`` (repeated K-fold), so
+    that ensemble members of different seeds differ in their training images, not only in
+    their seed; out-of-fold predictions stay out-of-fold per seed."""
     use_all_for_training: bool = False
     """Train on every fold (no validation): for pretraining on all data or final models."""
     augment: bool = True
@@ -286,6 +291,11 @@ class GlacierConfig(_Section):
             )
         return value
 
+    @property
+    def fold_split_seed(self) -> int | None:
+        """The seed of the fold split this run trains and validates on (``data.fold_split``)."""
+        return fold_split_seed(self.data.fold_split, self.training.seed)
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -295,6 +305,11 @@ class GlacierConfig(_Section):
         layers = [_Layer("<code>", self.to_dict())]
         layers += [_Layer("<code>", _nested(key, value, "<code>")) for key, value in dotted.items()]
         return _resolve(layers, strict=False)
+
+
+def fold_split_seed(fold_split: str, training_seed: int) -> int | None:
+    """None for the prepared dataset's folds, else the seed its images are re-split with."""
+    return int(training_seed) if fold_split == "seed" else None
 
 
 # Common command-line flags -> config keys (names kept stable for scripts and notebooks).

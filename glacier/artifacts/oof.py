@@ -78,6 +78,12 @@ class OofFolder:
         return int(self.meta["fold"])
 
     @property
+    def split_seed(self) -> int | None:
+        """The seed the run's folds were re-split with (None: the prepared dataset's own)."""
+        value = self.meta.get("split_seed")
+        return None if value is None else int(value)
+
+    @property
     def tiles(self) -> np.ndarray:
         return np.asarray(self.meta["tiles"], dtype=np.int64)
 

@@ -9,6 +9,12 @@ with the fewest images. Ties are broken by a seeded shuffle, so a seed fixes the
 
     split = group_folds(["scene_1", "scene_1", "scene_2"], image_class_counts, num_folds=2)
     split.fold_of["scene_1"]
+    other = group_folds(groups, image_class_counts, num_folds=5, seed=43, shuffle=True)
+
+The greedy pass is nearly deterministic: another seed relabels the folds but rarely changes
+which images share one. ``shuffle`` deals the groups of each rarest-class bucket in a seeded
+random order instead of largest holders first, so each seed gives another partition, still
+stratified (repeated K-fold: ensemble members that differ in their training images).
 """
 
 from __future__ import annotations
@@ -42,23 +48,30 @@ class GroupFolds:
 
 
 def group_folds(
-    image_groups: Sequence[str], image_counts: np.ndarray, num_folds: int, seed: int = 0
+    image_groups: Sequence[str],
+    image_counts: np.ndarray,
+    num_folds: int,
+    seed: int = 0,
+    shuffle: bool = False,
 ) -> GroupFolds:
     """Stratified folds of the groups of some images: ``image_groups[i]`` is image i's group,
-    ``image_counts[i]`` its (num_classes,) pixel counts per class."""
+    ``image_counts[i]`` its (num_classes,) pixel counts per class; ``shuffle``: see the module."""
     groups = sorted(set(image_groups))
     index = {group: k for k, group in enumerate(groups)}
     counts = np.zeros((len(groups), np.shape(image_counts)[1]), dtype=np.int64)
     for group, row in zip(image_groups, image_counts, strict=True):
         counts[index[group]] += row
-    return GroupFolds(tuple(groups), counts, assign_folds(counts, num_folds, seed))
+    return GroupFolds(tuple(groups), counts, assign_folds(counts, num_folds, seed, shuffle))
 
 
-def assign_folds(class_counts: np.ndarray, num_folds: int, seed: int = 0) -> np.ndarray:
+def assign_folds(
+    class_counts: np.ndarray, num_folds: int, seed: int = 0, shuffle: bool = False
+) -> np.ndarray:
     """Fold (0..num_folds-1) of each group, given its (G, num_classes) pixel counts per class.
 
     Fold sizes differ by at most one group; groups rich in rare (non-background) classes
-    are spread first. Deterministic for a given input and seed.
+    are spread first. Deterministic for a given input and seed. ``shuffle``: within each
+    rarest-class bucket, deal in a seeded random order (another partition per seed).
     """
     counts = np.asarray(class_counts, dtype=np.float64)
     groups = counts.shape[0]
@@ -81,6 +94,8 @@ def assign_folds(class_counts: np.ndarray, num_folds: int, seed: int = 0) -> np.
         # Groups whose rarest class is rarer come first; within a class, larger holders first.
         held = [rank for rank, c in enumerate(rare) if counts[g, c] > 0]
         first = held[0] if held else len(rare)
+        if shuffle:
+            return (first, tie_break[g])
         return (first, -(shares[g, rare[first]] if held else 0.0), tie_break[g])
 
     folds = np.full(groups, -1, dtype=np.int64)

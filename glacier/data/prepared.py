@@ -137,21 +137,50 @@ class PreparedDataset:
             raise DataError(f"{listed} out of range: {self.path} has folds 0..{self.num_folds - 1}")
         return [int(k) for k in folds]
 
+    def split_tile_folds(self, split_seed: int | None = None) -> np.ndarray:
+        """(N,) fold of each tile: the dataset's own folds (``None``), or the same images
+        re-split into as many stratified folds with ``split_seed`` (repeated K-fold; image
+        groups stay whole, as in preprocess)."""
+        if split_seed is None:
+            return self.tile_folds
+        from glacier.data.folds import group_folds
+
+        images = self.manifest.get("images") or []
+        if not images or any("group" not in i or "class_counts" not in i for i in images):
+            raise DataError(
+                f"{self.path}: the manifest lists no image groups to re-split (data.fold_split: seed); "
+                f"preprocess again with this version of glacier, or keep data.fold_split: prepared"
+            )
+        with_tiles = [i for i in images if i.get("num_tiles", 1) > 0]
+        split = group_folds(
+            [i["group"] for i in with_tiles],
+            np.array([i["class_counts"] for i in with_tiles], dtype=np.int64),
+            self.num_folds,
+            seed=split_seed,
+            shuffle=True,
+        )
+        fold_of_image = {i["id"]: split.fold_of[i["group"]] for i in with_tiles}
+        return np.array([fold_of_image[t["image"]] for t in self.manifest["tiles"]], dtype=np.int64)
+
     def train_val_indices(
-        self, fold: int, use_all: bool = False, min_valid_fraction: float = 0.0
+        self,
+        fold: int,
+        use_all: bool = False,
+        min_valid_fraction: float = 0.0,
+        split_seed: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Tile indices to train on and to validate on for ``fold``.
 
         Validation is every tile of the fold's images; training the other folds' tiles with
         at least ``min_valid_fraction`` labelled pixels. ``use_all`` trains on every fold and
-        returns no validation tiles.
+        returns no validation tiles. ``split_seed``: the folds of ``split_tile_folds``.
         """
         if not use_all:
             self.validation_folds([fold])
         keep = self.tile_valid_fraction >= min_valid_fraction
         if use_all:
             return np.flatnonzero(keep), np.array([], dtype=np.int64)
-        in_fold = self.tile_folds == fold
+        in_fold = self.split_tile_folds(split_seed) == fold
         return np.flatnonzero(~in_fold & keep), np.flatnonzero(in_fold)
 
 

@@ -269,6 +269,11 @@ def soup_oof(pool: OofPool, members: Sequence[MemberRun]) -> np.ndarray:
     from glacier.predict import Predictor, load_models, soup_with_meta
     from glacier.training.oof import predict_tiles
 
+    if not pool.shares_split:
+        raise GlacierError(
+            "the units come from different fold splits (data.fold_split): a fold's soup would "
+            "average models that trained on that fold's tiles"
+        )
     reference = pool.by_unit[pool.units[0]]
     prepared = PreparedDataset.open(reference[pool.folds[0]].oof.meta["prepared"])
     parts = []

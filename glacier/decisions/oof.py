@@ -6,7 +6,10 @@
 
 A *unit* is what covers every fold once: one cross-validation run (its fold models), or one
 seed of a seed x fold ensemble. An ensemble of the same kind as a final seed ensemble is, for
-fold f, the average over units of their fold-f models; selection weighs units. Torch-free.
+fold f, the average over units of their fold-f models; selection weighs units. Units may
+come from different splits of the images (``data.fold_split``, repeated K-fold): each
+unit's prediction of a tile is still out-of-fold for that unit, so they are aligned tile by
+tile, in the first unit's order (its folds are the pool's, for cross-fitting). Torch-free.
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ class OofPool:
             by_unit[member.unit][fold] = member
         self.by_unit = by_unit
         self.folds = sorted(by_unit[self.units[0]])
-        self._check_alignment()
         reference = [by_unit[self.units[0]][f].oof for f in self.folds]
+        self._order = self._check_alignment(np.concatenate([o.tiles for o in reference]))
         self.fold_of_tile = np.concatenate(
             [np.full(len(o.tiles), f) for f, o in zip(self.folds, reference, strict=True)]
         )
@@ -62,16 +65,39 @@ class OofPool:
         if len(np.unique(self.tiles)) != len(self.tiles):
             raise DataError("out-of-fold predictions name a tile twice: do the folds come from one dataset?")
 
-    def _check_alignment(self) -> None:
-        """Every unit covers the same folds with the same tiles."""
-        first = self.by_unit[self.units[0]]
-        for unit in self.units[1:]:
+    def _check_alignment(self, reference_tiles: np.ndarray) -> dict[str, np.ndarray | None]:
+        """Every unit covers the same folds, its members one split, and all units the same
+        tiles; returns, per unit, the order that puts its tiles in the first unit's order
+        (None: already in it)."""
+        first = self.units[0]
+        position = {int(t): i for i, t in enumerate(reference_tiles)}
+        order: dict[str, np.ndarray | None] = {}
+        for unit in self.units:
             folds = self.by_unit[unit]
             if sorted(folds) != self.folds:
-                raise DataError(f"{unit} predicts folds {sorted(folds)}, {self.units[0]} folds {self.folds}")
-            for fold in self.folds:
-                if not np.array_equal(folds[fold].oof.tiles, first[fold].oof.tiles):
-                    raise DataError(f"{unit} and {self.units[0]} predicted different tiles for fold {fold}")
+                raise DataError(f"{unit} predicts folds {sorted(folds)}, {first} folds {self.folds}")
+            splits = {folds[f].oof.split_seed for f in self.folds}
+            if len(splits) > 1:
+                raise DataError(
+                    f"the members of {unit} come from different fold splits ({sorted(splits, key=str)}): "
+                    "one unit is one cross-validation, on one split"
+                )
+            tiles = np.concatenate([folds[f].oof.tiles for f in self.folds])
+            if np.array_equal(tiles, reference_tiles):
+                order[unit] = None
+                continue
+            if sorted(tiles.tolist()) != sorted(position):
+                raise DataError(f"{unit} and {first} predicted different tiles")
+            # Tile p of the first unit's order is this unit's tile order[unit][p].
+            inverse = np.empty(len(tiles), dtype=np.int64)
+            inverse[[position[int(t)] for t in tiles]] = np.arange(len(tiles))
+            order[unit] = inverse
+        return order
+
+    @property
+    def shares_split(self) -> bool:
+        """Whether every unit's fold f predicted the same tiles (one split of the images)."""
+        return all(order is None for order in self._order.values())
 
     @classmethod
     def from_members(cls, members: Sequence[OofMember]) -> OofPool:
@@ -90,10 +116,13 @@ class OofPool:
         return f"{len(self.tiles)} of {total} tiles ({len(set(self.images))} images, folds {self.folds})"
 
     def unit_probabilities(self, unit: str) -> np.ndarray:
-        """float32 (N, K, T, T): the unit's probabilities for every pooled tile."""
-        return np.concatenate(
+        """float32 (N, K, T, T): the unit's probabilities for every pooled tile (in the pool's
+        tile order, whatever the unit's split)."""
+        probs = np.concatenate(
             [np.asarray(self.by_unit[unit][f].oof.probabilities(), dtype=np.float32) for f in self.folds]
         )
+        order = self._order[unit]
+        return probs if order is None else probs[order]
 
     def valid(self) -> np.ndarray:
         """bool (N, T, T): the labelled pixels (ignore and padding left out)."""

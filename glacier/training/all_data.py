@@ -24,7 +24,7 @@ from typing import Any
 
 from glacier.artifacts import EnsembleFolder
 from glacier.artifacts.run import RunFolder
-from glacier.config import GlacierConfig
+from glacier.config import GlacierConfig, fold_split_seed
 from glacier.errors import ConfigError
 
 LENGTH_RULE = (
@@ -43,7 +43,10 @@ def _train_tiles(cfg: dict[str, Any], use_all: bool) -> int:
     data = cfg["data"]
     prepared = PreparedDataset.open(data["path"])
     train, _ = prepared.train_val_indices(
-        data["fold"], use_all=use_all, min_valid_fraction=data.get("min_valid_fraction", 0.0)
+        data["fold"],
+        use_all=use_all,
+        min_valid_fraction=data.get("min_valid_fraction", 0.0),
+        split_seed=fold_split_seed(data.get("fold_split", "prepared"), cfg["training"]["seed"]),
     )
     return len(train)
 

@@ -50,6 +50,7 @@ class RunData:
             cfg.data.fold,
             use_all=cfg.data.use_all_for_training,
             min_valid_fraction=cfg.data.min_valid_fraction,
+            split_seed=cfg.fold_split_seed,
         )
         if len(train_idx) == 0:
             raise GlacierError(

@@ -48,7 +48,7 @@ def write_oof(folder: RunFolder, cfg: GlacierConfig, *, device="cpu") -> OofFold
     from glacier.predict.predictor import Predictor
 
     prepared = PreparedDataset.open(cfg.data.path)
-    _, tiles = prepared.train_val_indices(cfg.data.fold)
+    _, tiles = prepared.train_val_indices(cfg.data.fold, split_seed=cfg.fold_split_seed)
     predictor = Predictor(load_models(folder.best), tta=cfg.oof.tta, device=device, tile_size=None)
     probabilities = predict_tiles(predictor, prepared, tiles)
     images = [prepared.manifest["tiles"][t]["image"] for t in tiles]
@@ -57,6 +57,7 @@ def write_oof(folder: RunFolder, cfg: GlacierConfig, *, device="cpu") -> OofFold
         probabilities,
         np.asarray(prepared.masks[tiles]),
         fold=cfg.data.fold,
+        split_seed=cfg.fold_split_seed,
         tiles=tiles,
         images=images,
         tta=cfg.oof.tta,
