@@ -1,0 +1,145 @@
+"""Do members of another encoder family make an ensemble that beats its best member?
+
+    python benchmarks/ensemble_gain.py --test-images 20 --out /tmp/gain          # the demo runs
+    python benchmarks/ensemble_encoder_mix.py --runs /tmp/gain --seeds 0,1,2      # ~3 min a seed
+
+A diagnostic for issue 14: the demo's two seeds of ResNet-18 U-Nets agree too much for their
+average to pay. Per demo seed of an ``ensemble_gain.py --out`` folder, this pretrains the
+same U-Net with another encoder (``--encoder``, default MobileNetV2) on the demo's HKH data,
+fine-tunes its five folds from it with the next seed, and scores three ensembles of fold
+models on the held-out scenes, each with its combination and decision rule fitted on
+out-of-fold predictions exactly as ``glacier ensemble --all-folds`` fits them:
+
+- the demo's own (ResNet-18 seeds s and s+1),
+- ResNet-18 seed s + the other encoder's seed s+1 (as many members),
+- all three seeds,
+- the other encoder's five folds alone (is a gain the mixture's, or that model's?),
+
+next to the demo's rival, its best single fold model by validation MCC (the better of
+calibrated or not, from the demo's report). Every figure is measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+COMBINATIONS = {
+    "demo (resnet18 s, s+1)": ("resnet18", "resnet18_next"),
+    "resnet18 s + other s+1": ("resnet18", "other"),
+    "all three": ("resnet18", "resnet18_next", "other"),
+    "other alone": ("other",),
+}
+
+
+def train_other(demo: Path, seed: int, encoder: str) -> Path:
+    """Pretrain and cross-validate the demo's recipe with ``encoder``; the CV folder."""
+    from glacier.config import load_config
+    from glacier.training.cv import run_cross_validation
+    from glacier.training.workflows import pretrain
+
+    out = demo / f"runs/other_{encoder}"
+    cv_dir = out / "cv"
+    if (cv_dir / "cv_summary.json").exists():
+        return cv_dir
+    changes = {"model.encoder": encoder, "training.seed": seed + 1}
+    hkh = load_config(demo / "runs/hkh_pretrain/config.yaml").updated(
+        **changes, name=f"other_{encoder}_pretrain", out=str(out / "pretrain")
+    )
+    pretrained = pretrain(hkh)
+    fold = load_config(demo / "runs/cv_pretrained/fold_0/config.yaml")
+    cfg = fold.updated(**changes, name=f"other_{encoder}_cv", **{"model.init_from": None})
+    cv = run_cross_validation(cfg, init_from=str(pretrained.best_dir), out=cv_dir, print_fn=lambda *_: None)
+    if not cv.finished:
+        raise SystemExit(f"{cv_dir}: the cross-validation did not finish")
+    return cv_dir
+
+
+def unit_runs(demo: Path, seed: int, unit: str, other_cv: Path) -> list[tuple[str, int, int, Path]]:
+    """(member name, seed, fold, run folder) of the five fold runs of one unit."""
+    from glacier.training.ensemble import member_name
+
+    folders = {
+        "resnet18": (seed, lambda k: demo / "runs/cv_pretrained" / f"fold_{k}"),
+        "resnet18_next": (seed + 1, lambda k: demo / "runs/extra_seeds/runs" / member_name(seed + 1, k)),
+        "other": (seed + 200, lambda k: other_cv / f"fold_{k}"),  # a unit of its own
+    }
+    unit_seed, folder = folders[unit]
+    return [(member_name(unit_seed, k), unit_seed, k, folder(k)) for k in range(5)]
+
+
+def score(demo: Path, work: Path, runs: list[tuple[str, int, int, Path]], label: str) -> dict:
+    """Fit the combination and rule of ``runs`` on OOF; held-out test MCC with it."""
+    from glacier.artifacts import EnsembleFolder, EnsembleMember
+    from glacier.artifacts.run import RunFolder
+    from glacier.decisions.fitting import MemberRun, decide_ensemble
+    from glacier.evaluation import evaluate_folders
+    from glacier.predict import predict_folder
+
+    decisions = decide_ensemble([MemberRun(*run) for run in runs], print_fn=lambda *_: None)
+    members = [
+        EnsembleMember(name, run_dir / "best", seed=s, fold=k, metrics=RunFolder(run_dir).model_metrics())
+        for name, s, k, run_dir in runs
+    ]
+    folder = work / f"ensemble_{label}"
+    EnsembleFolder.write(folder, members, extra=decisions)
+    data = demo / "sample_data/competition"
+    predict_folder(folder, data / "Test", work / f"masks_{label}", tta="flip", tile_size=128, progress=False)
+    result = evaluate_folders(work / f"masks_{label}", data / "Test_labels")
+    oof = decisions["oof"] or {}
+    return {
+        "mcc": result["mcc"],
+        "oof_cross_fitted": oof.get("cross_fitted_mcc"),
+        "chosen": oof.get("chosen"),
+    }
+
+
+def run_seed(root: Path, seed: int, encoder: str) -> dict:
+    demo = root / f"seed_{seed}"
+    report = json.loads((demo / "report.json").read_text())
+    started = time.perf_counter()
+    other_cv = train_other(demo, seed, encoder)
+    other_mcc = json.loads((other_cv / "cv_summary.json").read_text())["mean"]["mcc"]
+    row = {
+        "best_single": max(report["test"][k]["mcc"] for k in ("best_single", "best_single_calibrated")),
+        "other_cv_mcc": other_mcc,
+        "train_seconds": time.perf_counter() - started,
+    }
+    with tempfile.TemporaryDirectory() as work:
+        for label, units in COMBINATIONS.items():
+            runs = [run for unit in units for run in unit_runs(demo, seed, unit, other_cv)]
+            row[label] = score(demo, Path(work), runs, "_".join(units))
+            print(f"seed {seed}: {label}: {json.dumps(row[label])}", flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, required=True, help="An ensemble_gain.py --out folder.")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--encoder", default="mobilenet_v2", help="The other members' smp encoder.")
+    args = parser.parse_args()
+    rows = {int(s): run_seed(args.runs, int(s), args.encoder) for s in args.seeds.split(",")}
+    print(f"\nother encoder: {args.encoder}")
+    print("| seed | best single (val) | other encoder CV MCC | " + " | ".join(COMBINATIONS) + " |")
+    print("| --- " * (len(COMBINATIONS) + 3) + "|")
+    for seed, row in rows.items():
+        cells = [
+            f"{row[c]['mcc']:.3f} ({row[c]['mcc'] - row['best_single']:+.3f}; OOF {row[c]['oof_cross_fitted']:.3f})"
+            for c in COMBINATIONS
+        ]
+        print(
+            f"| {seed} | {row['best_single']:.3f} | {row['other_cv_mcc']:.3f} | " + " | ".join(cells) + " |"
+        )
+    for label in COMBINATIONS:
+        gains = [r[label]["mcc"] - r["best_single"] for r in rows.values()]
+        print(
+            f"{label}: gain over the best single model {sum(gains) / len(gains):+.3f} on average, worst {min(gains):+.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
