@@ -73,19 +73,13 @@ def unit_runs(demo: Path, seed: int, unit: str, other_cv: Path) -> list[tuple[st
 
 def score(demo: Path, work: Path, runs: list[tuple[str, int, int, Path]], label: str) -> dict:
     """Fit the combination and rule of ``runs`` on OOF; held-out test MCC with it."""
-    from glacier.artifacts import EnsembleFolder, EnsembleMember
-    from glacier.artifacts.run import RunFolder
-    from glacier.decisions.fitting import MemberRun, decide_ensemble
+    from ensemble_init_mix import write_ensemble  # this folder's script, beside this one
+
     from glacier.evaluation import evaluate_folders
     from glacier.predict import predict_folder
 
-    decisions = decide_ensemble([MemberRun(*run) for run in runs], print_fn=lambda *_: None)
-    members = [
-        EnsembleMember(name, run_dir / "best", seed=s, fold=k, metrics=RunFolder(run_dir).model_metrics())
-        for name, s, k, run_dir in runs
-    ]
     folder = work / f"ensemble_{label}"
-    EnsembleFolder.write(folder, members, extra=decisions)
+    decisions = write_ensemble(runs, folder)
     data = demo / "sample_data/competition"
     predict_folder(folder, data / "Test", work / f"masks_{label}", tta="flip", tile_size=128, progress=False)
     result = evaluate_folders(work / f"masks_{label}", data / "Test_labels")

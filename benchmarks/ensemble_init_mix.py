@@ -52,22 +52,31 @@ def unit_runs(out: Path, seed: int, unit: str) -> list[tuple[str, int, int, Path
     return found
 
 
-def score_combination(out: Path, work: Path, seed: int, units) -> dict:
-    """Fit the combination and rule of ``units``' members on OOF; test MCC with and without it."""
+def write_ensemble(runs: list[tuple[str, int, int, Path]], folder: Path) -> dict:
+    """The ensemble folder of fold ``runs`` (name, seed, fold, run folder), its combination
+    and rule fitted on their OOF exactly as ``glacier ensemble --all-folds`` fits them; the
+    decisions."""
     from glacier.artifacts import EnsembleFolder, EnsembleMember
     from glacier.artifacts.run import RunFolder
     from glacier.decisions.fitting import MemberRun, decide_ensemble
-    from glacier.evaluation import evaluate_folders
-    from glacier.predict import predict_folder
 
-    runs = [run for unit in units for run in unit_runs(out, seed, unit)]
     decisions = decide_ensemble([MemberRun(*run) for run in runs], print_fn=lambda *_: None)
     members = [
         EnsembleMember(name, run_dir / "best", seed=s, fold=k, metrics=RunFolder(run_dir).model_metrics())
         for name, s, k, run_dir in runs
     ]
-    folder = work / f"ensemble_{seed}_{'_'.join(units)}"
     EnsembleFolder.write(folder, members, extra=decisions)
+    return decisions
+
+
+def score_combination(out: Path, work: Path, seed: int, units) -> dict:
+    """Fit the combination and rule of ``units``' members on OOF; test MCC with and without it."""
+    from glacier.evaluation import evaluate_folders
+    from glacier.predict import predict_folder
+
+    runs = [run for unit in units for run in unit_runs(out, seed, unit)]
+    folder = work / f"ensemble_{seed}_{'_'.join(units)}"
+    decisions = write_ensemble(runs, folder)
     data = out / "sample_data/competition"
     scores = {}
     for calibrated in (True, False):
