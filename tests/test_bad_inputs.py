@@ -269,7 +269,7 @@ ROWS = [
     Row("resume-with-other-data", lambda w, t: [*TRAIN, "--data", w.other_prep, "--out", w.run, "--resume", "latest"],
         "data.path", lambda w, t: [w.prep, w.other_prep, w.run]),
     Row("resume-with-another-model", lambda w, t: [*TRAIN, "--data", w.prep, "--out", w.run, "--resume", "latest", "--set", "model.encoder=resnet34"],
-        "model.encoder 'resnet18' -> 'resnet34'", lambda w, t: [w.prep, w.run]),
+        "model.encoder 'mobilenet_v2' -> 'resnet34'", lambda w, t: [w.prep, w.run]),
     Row("resume-while-another-run-trains", lambda w, t: [*TRAIN, "--data", w.prep, "--out", w.run, "--resume", "latest"],
         "is in use: process", lambda w, t: [w.prep], setup=hold_lock),
     # evaluate and export-submission outputs

@@ -81,10 +81,16 @@ def test_all_folds_prints_the_pooled_oof_mcc_with_class_iou_before_and_after_cal
     lines = (run.parent / "cv.log").read_text().splitlines()
     pooled = next(line for line in lines if line.startswith("pooled out-of-fold MCC"))
     assert pooled.startswith(f"pooled out-of-fold MCC {oof['mcc']:.4f} over 6 of 6 tiles")
-    calibrated = next(line for line in lines if line.startswith("calibrated out-of-fold MCC"))
-    assert calibrated.startswith(
-        f"calibrated out-of-fold MCC {oof['calibrated_mcc']:.4f} (cross-fitted {oof['cross_fitted_mcc']:.4f})"
-    )
+    if oof["rule"].startswith("not kept"):  # the guard's line, and the after figures are the before
+        rejected = next(line for line in lines if line.startswith("decision rule not kept"))
+        assert f"below the plain argmax's {oof['mcc']:.4f}" in rejected
+        assert oof["calibrated_mcc"] == oof["mcc"] and oof["calibrated_iou"] == oof["iou"]
+        calibrated = pooled
+    else:
+        calibrated = next(line for line in lines if line.startswith("calibrated out-of-fold MCC"))
+        assert calibrated.startswith(
+            f"calibrated out-of-fold MCC {oof['calibrated_mcc']:.4f} (cross-fitted {oof['cross_fitted_mcc']:.4f})"
+        )
     for line, iou in ((pooled, oof["iou"]), (calibrated, oof["calibrated_iou"])):
         for name in CLASS_NAMES:
             value = "-" if iou.get(name) is None else f"{iou[name]:.3f}"
