@@ -62,7 +62,9 @@ def oracle_member(out: Path, tta: str, tile_size: int) -> dict[str, Any]:
     return {**best, "members": scores}
 
 
-def run_seed(seed: int, size: str, out: Path, test_images: int | None) -> dict[str, Any]:
+def run_seed(
+    seed: int, size: str, out: Path, test_images: int | None, extra_seeds: int | None = None
+) -> dict[str, Any]:
     from glacier.demo import SIZES, run_demo
 
     started = time.perf_counter()
@@ -73,6 +75,7 @@ def run_seed(seed: int, size: str, out: Path, test_images: int | None) -> dict[s
         skip=SKIPPED_STAGES,
         log=lambda line: print(f"[seed {seed}] {line}"),
         test_images=test_images,
+        extra_seeds=extra_seeds,
     )
     test = dict(report.test)
     test["oracle_member"] = oracle_member(out, SIZES[size].tta, SIZES[size].tile_size)
@@ -175,13 +178,19 @@ def main() -> None:
         default=None,
         help="held-out scenes to score on (default: the size's own; its first scenes are the same)",
     )
+    parser.add_argument(
+        "--extra-seeds",
+        type=int,
+        default=None,
+        help="seeds of fold models beside the CV's in the ensemble (default: the size's own, 1)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="ensemble_gain_"))
     rows = []
     try:
         for seed in (int(s) for s in args.seeds.split(",")):
-            rows.append(run_seed(seed, args.size, root / f"seed_{seed}", args.test_images))
+            rows.append(run_seed(seed, args.size, root / f"seed_{seed}", args.test_images, args.extra_seeds))
             print(markdown(rows), flush=True)
     finally:
         if args.out is None:

@@ -590,6 +590,7 @@ def run_demo(
     log: Callable[[str], None] = print,
     skip: Collection[str] = (),
     test_images: int | None = None,
+    extra_seeds: int | None = None,
 ) -> DemoReport:
     """Run the whole workflow on generated sample data in ``out``; write and return its report.
 
@@ -598,20 +599,23 @@ def run_demo(
     ensemble at the end. ``skip`` names stages (titles in ``STAGES``) a benchmark does not
     need; later stages must not depend on them. ``test_images`` overrides the size's count of
     held-out scenes (the first ones are the same whatever the count, and training data does
-    not change). The report is written to ``out/report.md`` and ``out/report.json``.
+    not change); ``extra_seeds`` the count of seeds trained beside the CV's for the ensemble.
+    The report is written to ``out/report.md`` and ``out/report.json``.
     """
     name = size or ("full" if full else "default")
     if name not in SIZES:
         raise GlacierError(f"demo size {name!r} is not one of {', '.join(SIZES)}")
+    demo_size = SIZES[name]
+    for field, value, least in (("test_images", test_images, 1), ("extra_seeds", extra_seeds, 1)):
+        if value is None:
+            continue
+        if value < least:
+            raise GlacierError(f"demo: {field} must be at least {least}, got {value}")
+        demo_size = dataclasses.replace(demo_size, **{field: value})
     root = Path(out)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise GlacierError(f"{root}: exists and is not empty; choose a new --out folder (or delete it)")
     root.mkdir(parents=True, exist_ok=True)
-    demo_size = SIZES[name]
-    if test_images is not None:
-        if test_images < 1:
-            raise GlacierError(f"demo: test_images must be at least 1, got {test_images}")
-        demo_size = dataclasses.replace(demo_size, test_images=test_images)
     ctx = DemoContext(demo_size, DemoPaths(root), seed, push_to_hub)
 
     timings: list[StageTiming] = []

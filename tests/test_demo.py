@@ -113,6 +113,13 @@ def test_unknown_size_is_a_clear_error(tmp_path):
         run_demo(tmp_path / "d", size="huge")
 
 
+@pytest.mark.parametrize("field", ["test_images", "extra_seeds"])
+def test_a_size_override_below_one_is_refused_before_anything_is_written(tmp_path, field):
+    with pytest.raises(GlacierError, match=f"{field} must be at least 1, got 0"):
+        run_demo(tmp_path / "d", size="smoke", **{field: 0})
+    assert not (tmp_path / "d").exists()
+
+
 def _check_report(out, size_name):
     data = json.loads((out / "report.json").read_text())
     assert (out / "report.md").read_text().startswith("# glacier demo report")
