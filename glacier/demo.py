@@ -606,12 +606,12 @@ def run_demo(
     if name not in SIZES:
         raise GlacierError(f"demo size {name!r} is not one of {', '.join(SIZES)}")
     demo_size = SIZES[name]
-    for field, value, least in (("test_images", test_images, 1), ("extra_seeds", extra_seeds, 1)):
-        if value is None:
-            continue
-        if value < least:
-            raise GlacierError(f"demo: {field} must be at least {least}, got {value}")
-        demo_size = dataclasses.replace(demo_size, **{field: value})
+    overrides = {"test_images": test_images, "extra_seeds": extra_seeds}
+    overrides = {field: value for field, value in overrides.items() if value is not None}
+    for field, value in overrides.items():
+        if value < 1:
+            raise GlacierError(f"demo: {field} must be at least 1, got {value}")
+    demo_size = dataclasses.replace(demo_size, **overrides)
     root = Path(out)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise GlacierError(f"{root}: exists and is not empty; choose a new --out folder (or delete it)")
