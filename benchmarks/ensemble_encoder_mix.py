@@ -1,20 +1,24 @@
-"""Do members of another encoder family make an ensemble that beats its best member?
+"""Do members of another kind (encoder family, loss, ...) make an ensemble that beats its best member?
 
     python benchmarks/ensemble_gain.py --test-images 20 --out /tmp/gain          # the demo runs
     python benchmarks/ensemble_encoder_mix.py --runs /tmp/gain --seeds 0,1,2      # ~3 min a seed
+    python benchmarks/ensemble_encoder_mix.py --runs /tmp/gain --reuse-pretraining \
+        --change training.loss.mcc_weight=0 --change training.loss.focal_gamma=0  # another loss
 
 A diagnostic for issue 14: the demo's two seeds of U-Nets agree too much for their average to
-pay. Per demo seed of an ``ensemble_gain.py --out`` folder, this pretrains the same U-Net with
-another encoder (``--encoder``; the default, ResNet-18, was ``tiny``'s encoder before
-MobileNetV2 won on cross-validation, which this script first measured) on the demo's HKH data,
-fine-tunes its five folds from it with the next seed, and scores three ensembles of fold
-models on the held-out scenes, each with its combination and decision rule fitted on
-out-of-fold predictions exactly as ``glacier ensemble --all-folds`` fits them:
+pay. Per demo seed of an ``ensemble_gain.py --out`` folder, this trains "other" members: the
+demo's recipe with ``--change`` overrides (``--set`` syntax; by default ``--encoder``, ResNet-18,
+which was ``tiny``'s encoder before MobileNetV2 won on cross-validation) and the next seed,
+pretrained again on the demo's HKH data with the same changes (or, with
+``--reuse-pretraining``, fine-tuned from the demo's own HKH model: a change of fine-tuning
+only), five folds of them; and scores four ensembles of fold models on the held-out scenes,
+each with its combination and decision rule fitted on out-of-fold predictions exactly as
+``glacier ensemble --all-folds`` fits them:
 
-- the demo's own (seeds s and s+1 of ``tiny``'s encoder),
-- the demo's seed s + the other encoder's seed s+1 (as many members),
+- the demo's own (seeds s and s+1 of ``tiny``),
+- the demo's seed s + the other members' seed s+1 (as many members),
 - all three seeds,
-- the other encoder's five folds alone (is a gain the mixture's, or that model's?),
+- the other members' five folds alone (is a gain the mixture's, or that model's?),
 
 next to the demo's rival, its best single fold model by validation MCC (the better of
 calibrated or not, from the demo's report). Every figure is measured in this run.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,24 +41,29 @@ COMBINATIONS = {
 }
 
 
-def train_other(demo: Path, seed: int, encoder: str) -> Path:
-    """Pretrain and cross-validate the demo's recipe with ``encoder``; the CV folder."""
+def train_other(demo: Path, seed: int, label: str, changes: list[str], reuse_pretraining: bool) -> Path:
+    """Cross-validate the demo's recipe with ``changes`` (``key=value`` overrides, as
+    ``--set``) and the next seed, from a pretraining of its own with the same changes, or
+    from the demo's own pretrained model (``reuse_pretraining``); the CV folder."""
     from glacier.config import load_config
     from glacier.training.cv import run_cross_validation
     from glacier.training.workflows import pretrain
 
-    out = demo / f"runs/other_{encoder}"
+    out = demo / f"runs/other_{label}"
     cv_dir = out / "cv"
     if (cv_dir / "cv_summary.json").exists():
         return cv_dir
-    changes = {"model.encoder": encoder, "training.seed": seed + 1}
-    hkh = load_config(demo / "runs/hkh_pretrain/config.yaml").updated(
-        **changes, name=f"other_{encoder}_pretrain", out=str(out / "pretrain")
-    )
-    pretrained = pretrain(hkh)
-    fold = load_config(demo / "runs/cv_pretrained/fold_0/config.yaml")
-    cfg = fold.updated(**changes, name=f"other_{encoder}_cv", **{"model.init_from": None})
-    cv = run_cross_validation(cfg, init_from=str(pretrained.best_dir), out=cv_dir, print_fn=lambda *_: None)
+    changes = [*changes, f"training.seed={seed + 1}"]
+    if reuse_pretraining:
+        pretrained_dir = demo / "runs/hkh_pretrain/best"
+    else:
+        hkh = load_config(demo / "runs/hkh_pretrain/config.yaml", changes).updated(
+            name=f"other_{label}_pretrain", out=str(out / "pretrain")
+        )
+        pretrained_dir = pretrain(hkh).best_dir
+    fold = load_config(demo / "runs/cv_pretrained/fold_0/config.yaml", changes)
+    cfg = fold.updated(name=f"other_{label}_cv", **{"model.init_from": None})
+    cv = run_cross_validation(cfg, init_from=str(pretrained_dir), out=cv_dir, print_fn=lambda *_: None)
     if not cv.finished:
         raise SystemExit(f"{cv_dir}: the cross-validation did not finish")
     return cv_dir
@@ -92,11 +102,11 @@ def score(demo: Path, work: Path, runs: list[tuple[str, int, int, Path]], label:
     }
 
 
-def run_seed(root: Path, seed: int, encoder: str) -> dict:
+def run_seed(root: Path, seed: int, other: str, changes: list[str], reuse_pretraining: bool) -> dict:
     demo = root / f"seed_{seed}"
     report = json.loads((demo / "report.json").read_text())
     started = time.perf_counter()
-    other_cv = train_other(demo, seed, encoder)
+    other_cv = train_other(demo, seed, other, changes, reuse_pretraining)
     other_mcc = json.loads((other_cv / "cv_summary.json").read_text())["mean"]["mcc"]
     row = {
         "best_single": max(report["test"][k]["mcc"] for k in ("best_single", "best_single_calibrated")),
@@ -116,10 +126,35 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, required=True, help="An ensemble_gain.py --out folder.")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--encoder", default="resnet18", help="The other members' smp encoder.")
+    parser.add_argument(
+        "--change",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Another change for the other members, as --set (repeatable), e.g. "
+        "--change training.loss.mcc_weight=0; with --change, --encoder applies only when given.",
+    )
+    parser.add_argument(
+        "--reuse-pretraining",
+        action="store_true",
+        help="Fine-tune the other members from the demo's own HKH model (a change of fine-tuning only).",
+    )
     args = parser.parse_args()
-    rows = {int(s): run_seed(args.runs, int(s), args.encoder) for s in args.seeds.split(",")}
-    print(f"\nother encoder: {args.encoder}")
-    print("| seed | best single (val) | other encoder CV MCC | " + " | ".join(COMBINATIONS) + " |")
+    encoder_given = any(a == "--encoder" or a.startswith("--encoder=") for a in sys.argv[1:])
+    changes = list(args.change)
+    if encoder_given or not changes:
+        changes.insert(0, f"model.encoder={args.encoder}")
+    # A folder name: the last part of each key and its value (training.loss.dice_weight=0.5 -> dice_weight-0.5).
+    other = "_".join(
+        f"{key.rsplit('.', 1)[-1]}-{value}" for key, _, value in (c.partition("=") for c in changes)
+    )
+    rows = {
+        int(s): run_seed(args.runs, int(s), other, changes, args.reuse_pretraining)
+        for s in args.seeds.split(",")
+    }
+    pretraining = "the demo's own pretraining" if args.reuse_pretraining else "a pretraining of their own"
+    print(f"\nother members: {', '.join(changes)} ({pretraining})")
+    print("| seed | best single (val) | other members' CV MCC | " + " | ".join(COMBINATIONS) + " |")
     print("| --- " * (len(COMBINATIONS) + 3) + "|")
     for seed, row in rows.items():
         cells = [

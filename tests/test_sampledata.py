@@ -273,3 +273,23 @@ def test_cli(cli, tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
     assert cli("sample-data", out, *args) == 1  # exists: needs --overwrite
     assert cli("sample-data", out, *args, "--overwrite") == 0
+
+
+def test_held_out_images_regenerate_the_written_test_split(tmp_path):
+    """The true surface behind the Test labels (benchmarks/ensemble_error_anatomy.py splits a
+    model's errors by it) comes from the very scenes sample-data wrote."""
+    from glacier.sampledata.generate import held_out_images
+
+    out = generate_sample_data(tmp_path / "d", seed=3, **SMALL).out
+    images = held_out_images(SMALL["test_images"], size=SMALL["size"], seed=3)
+    written, labels = _competition_images(out / "competition", "Test", out / "competition" / "Test_labels")
+    assert len(images) == len(written) == SMALL["test_images"]
+    for image, bands, label in zip(images, written, labels, strict=True):
+        assert np.array_equal(image.labels, label)
+        assert np.array_equal(np.moveaxis(image.bands, 0, -1).astype(bands.dtype), bands)
+        assert image.surface.shape == label.shape and not image.surface[image.fill].any()
+        # The digitiser's outline departs from the surface near boundaries, not everywhere.
+        departs = (image.surface != label).mean()
+        assert 0.0 < departs < 0.25, departs
+    other = held_out_images(SMALL["test_images"], size=SMALL["size"], seed=4)
+    assert not np.array_equal(other[0].labels, images[0].labels)

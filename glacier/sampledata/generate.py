@@ -94,6 +94,46 @@ def _validate(images: int, size: int, test_images: int, hkh_slices: int, hkh_sli
         raise ConfigError(f"HKH scene shape must be at least {MIN_SIZE} px per side, got {hkh_scene_shape}")
 
 
+@dataclass
+class CompetitionImage:
+    """One generated competition image: what is written, and the surface it was drawn from."""
+
+    bands: np.ndarray
+    """(5, H, W) float32, zero where ``fill``."""
+    labels: np.ndarray
+    """(H, W) class indices as a digitiser drew them (glacier/sampledata/labels.py), 0 in fill."""
+    surface: np.ndarray
+    """(H, W) class indices of the true surface, 0 in fill: what a perfect model would predict."""
+    fill: np.ndarray
+
+
+def _competition_image(
+    rng: np.random.Generator, size: int, seed: int, stream: int, position: int, region: Region
+) -> CompetitionImage:
+    """Image ``position`` of a competition split; ``rng`` is its stream and goes on to place it."""
+    scene = make_scene(rng, (size, size), region)
+    bands = competition_bands(observe(rng, scene))
+    labels = hand_drawn_labels(rng, scene.truth, scene.scale)
+    # Fill draws from its own stream: the scene, labels and positions stay as they were.
+    fill = competition_fill(np.random.default_rng([seed, stream, position, _FILL]), (size, size))
+    bands[:, fill] = 0.0
+    labels[fill] = 0
+    surface = scene.truth.astype(np.uint8)
+    surface[fill] = 0
+    return CompetitionImage(bands, labels, surface, fill)
+
+
+def held_out_images(test_images: int, size: int = 128, seed: int = 0) -> list[CompetitionImage]:
+    """The held-out Test images ``generate_sample_data(out, size=size, seed=seed,
+    test_images=test_images)`` writes (whatever its ``images``),
+    in id order, with their true surface: what separates the label noise (a digitiser's
+    outline, which no model can predict) from a model's own errors. Regenerated, not read."""
+    return [
+        _competition_image(np.random.default_rng([seed, _TEST, position]), size, seed, _TEST, position, COMPETITION_TEST)
+        for position in range(test_images)
+    ]  # fmt: skip
+
+
 def _competition_split(
     out: Path, split: str, label_dir: Path, ids: range, size: int, seed: int, stream: int, region: Region, crs: str,
     write_labels_beside: bool,
@@ -105,13 +145,8 @@ def _competition_split(
     width = max(3, len(str(ids.stop - 1)))
     for position, number in enumerate(ids):
         rng = np.random.default_rng([seed, stream, position])
-        scene = make_scene(rng, (size, size), region)
-        bands = competition_bands(observe(rng, scene))
-        labels = hand_drawn_labels(rng, scene.truth, scene.scale)
-        # Fill draws from its own stream: the scene, labels and positions stay as they were.
-        fill = competition_fill(np.random.default_rng([seed, stream, position, _FILL]), (size, size))
-        bands[:, fill] = 0.0
-        labels[fill] = 0
+        image = _competition_image(rng, size, seed, stream, position, region)
+        bands, labels, fill = image.bands, image.labels, image.fill
         with_fill += bool(fill.any())
         fill_pixels += int(fill.sum())
         # Images lie on a loose grid within the region's UTM zone.
