@@ -1,7 +1,7 @@
 """What can an ensemble fix? The demo's errors on its held-out scenes, split by the true surface.
 
     python benchmarks/ensemble_gain.py --test-images 20 --out /tmp/gain          # the demo runs
-    python benchmarks/ensemble_error_anatomy.py --runs /tmp/gain --seeds 0,1,2    # ~30 s a seed
+    python benchmarks/ensemble_error_anatomy.py --runs /tmp/gain --seeds 0,1,2
 
 A diagnostic for issue 14. The sample data's labels are drawn as a digitiser draws them, a
 pixel or three off the true class boundaries (glacier/sampledata/labels.py), so a perfect
