@@ -125,9 +125,9 @@ def _competition_image(
 
 def held_out_images(test_images: int, size: int = 128, seed: int = 0) -> list[CompetitionImage]:
     """The held-out Test images ``generate_sample_data(out, size=size, seed=seed,
-    test_images=test_images)`` writes (whatever its ``images``),
-    in id order, with their true surface: what separates the label noise (a digitiser's
-    outline, which no model can predict) from a model's own errors. Regenerated, not read."""
+    test_images=test_images)`` writes (whatever its ``images``), in id order, with their true
+    surface: what separates the label noise (a digitiser's outline, which no model can
+    predict) from a model's own errors. Regenerated, not read."""
     return [
         _competition_image(np.random.default_rng([seed, _TEST, position]), size, seed, _TEST, position, COMPETITION_TEST)
         for position in range(test_images)
