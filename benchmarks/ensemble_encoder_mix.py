@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -125,7 +124,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, required=True, help="An ensemble_gain.py --out folder.")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--encoder", default="resnet18", help="The other members' smp encoder.")
+    parser.add_argument(
+        "--encoder", default=None, help="The other members' smp encoder (default resnet18 without --change)."
+    )
     parser.add_argument(
         "--change",
         action="append",
@@ -140,10 +141,9 @@ def main() -> None:
         help="Fine-tune the other members from the demo's own HKH model (a change of fine-tuning only).",
     )
     args = parser.parse_args()
-    encoder_given = any(a == "--encoder" or a.startswith("--encoder=") for a in sys.argv[1:])
     changes = list(args.change)
-    if encoder_given or not changes:
-        changes.insert(0, f"model.encoder={args.encoder}")
+    if args.encoder or not changes:
+        changes.insert(0, f"model.encoder={args.encoder or 'resnet18'}")
     # A folder name: the last part of each key and its value (training.loss.dice_weight=0.5 -> dice_weight-0.5).
     other = "_".join(
         f"{key.rsplit('.', 1)[-1]}-{value}" for key, _, value in (c.partition("=") for c in changes)

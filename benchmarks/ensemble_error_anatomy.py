@@ -32,17 +32,19 @@ from typing import Any
 import numpy as np
 
 
-def read_masks(folder: Path, names: list[str]) -> np.ndarray:
-    """(N, H, W) class indices of the masks ``folder/<name>`` (encoded 0/85/170/255)."""
-    import rasterio
-
+def read_masks(folder: Path, role: str) -> np.ndarray:
+    """(N, H, W) class indices of ``folder``'s masks in tile-id order (as ``glacier evaluate``
+    reads them); ``role`` names the folder in errors."""
+    from glacier.data.raster import read_single_band
     from glacier.domain import encoded_to_index
+    from glacier.evaluation import mask_files
 
-    masks = []
-    for name in names:
-        with rasterio.open(folder / name) as src:
-            masks.append(encoded_to_index(src.read(1), source=str(folder / name)))
-    return np.stack(masks)
+    return np.stack(
+        [
+            encoded_to_index(read_single_band(path)[0], source=str(path))
+            for path in mask_files(folder, role).values()
+        ]
+    )
 
 
 def mcc(pred: np.ndarray, labels: np.ndarray) -> float:
@@ -52,7 +54,7 @@ def mcc(pred: np.ndarray, labels: np.ndarray) -> float:
     return matthews_corrcoef(confusion_matrix(pred, labels, NUM_CLASSES, IGNORE_INDEX))
 
 
-def member_masks(demo: Path, names: list[str], tta: str, tile_size: int) -> dict[str, np.ndarray]:
+def member_masks(demo: Path, tta: str, tile_size: int) -> dict[str, np.ndarray]:
     """Every ensemble member's uncalibrated masks of the demo's Test scenes."""
     from glacier.artifacts import EnsembleFolder
     from glacier.predict import predict_folder
@@ -65,7 +67,7 @@ def member_masks(demo: Path, names: list[str], tta: str, tile_size: int) -> dict
             predict_folder(
                 folder.path, test, out, tta=tta, tile_size=tile_size, progress=False, calibration=False
             )
-            masks[name] = read_masks(out, names)
+            masks[name] = read_masks(out, f"member {name}'s prediction")
     return masks
 
 
@@ -76,22 +78,21 @@ def anatomy(demo: Path) -> dict[str, Any]:
     report = json.loads((demo / "report.json").read_text(encoding="utf-8"))
     size, seed = report["size"], report["seed"]
     truth_dir = demo / "sample_data/competition/Test_labels"
-    names = sorted(p.name for p in truth_dir.glob("*.tif"))
-    labels = read_masks(truth_dir, names)
+    labels = read_masks(truth_dir, "truth")
     images = held_out_images(size["test_images"], size=size["image_size"], seed=seed)
-    if len(images) != len(names) or any(
+    if len(images) != len(labels) or any(
         not np.array_equal(i.labels, lab) for i, lab in zip(images, labels, strict=False)
     ):
         raise SystemExit(
             f"{truth_dir}: not the labels sample-data writes for seed {seed}; is {demo} a demo run?"
         )
     surface = np.stack([i.surface for i in images])
-    members = member_masks(demo, names, size["tta"], size["tile_size"])
+    members = member_masks(demo, size["tta"], size["tile_size"])
     stack = np.stack(list(members.values()))
     wrong = stack != labels
     every_wrong, departs = wrong.all(0), surface != labels
     disagree = wrong.any(0) & ~every_wrong
-    ensemble = read_masks(demo / "predictions/ensemble", names)
+    ensemble = read_masks(demo / "predictions/ensemble", "ensemble prediction")
     rates = wrong.reshape(len(members), -1).mean(1)
     scores = [mcc(m, labels) for m in stack]
     return {
