@@ -244,7 +244,13 @@ class CheckpointConfig(_Section):
     save_every: int = Field(1, ge=1)
     """Save a resumable state every N epochs."""
     save_best: bool = True
-    """Keep a model folder of the best validation MCC (``RUN/best``)."""
+    """Keep a model folder of the selected model (``RUN/best``; ``select`` says which)."""
+    select: Literal["best", "last"] = "best"
+    """The model a validated run hands on as ``RUN/best`` (what its out-of-fold predictions,
+    ensembles, prediction and the all-data length rule use): ``best``, the epoch of the best
+    validation MCC; ``last``, the end of the run (the schedule's end, or where it stopped).
+    On a handful of validation images the best epoch is partly noise, and the pick is scored
+    on the images that chose it: the fine-tuning presets use ``last`` (docs/benchmarks.md)."""
     keep_last: int = Field(2, ge=1)
     """Resumable states kept on disk (the oldest are deleted)."""
 
@@ -254,7 +260,7 @@ class OofConfig(_Section):
     what calibration and ensemble selection are fitted on."""
 
     write: bool = True
-    """After a run that validates on a fold, predict its validation tiles with the best model."""
+    """After a run that validates on a fold, predict its validation tiles with the model it hands on."""
     tta: Literal[TTA_MODES] = "flip"
     """Test-time augmentation of those predictions: use the one the submission will use."""
 

@@ -69,7 +69,12 @@ def policy_for(**dotted) -> tuple[StopPolicy, OneProcess]:
 
 def test_policy_keeps_the_best_saves_states_when_due_and_stops_early():
     policy, accelerator = policy_for(
-        **{"training.epochs": 10, "checkpoints.save_every": 3, "training.early_stopping_patience": 2}
+        **{
+            "training.epochs": 10,
+            "checkpoints.save_every": 3,
+            "checkpoints.select": "best",
+            "training.early_stopping_patience": 2,
+        }
     )
     with policy:
         ends = [policy.end_epoch(epoch, mcc) for epoch, mcc in enumerate([0.5, 0.7, None, 0.6, 0.65])]
@@ -85,6 +90,17 @@ def test_policy_keeps_the_best_saves_states_when_due_and_stops_early():
     assert (policy.state.best_mcc, policy.state.best_epoch, policy.state.epoch) == (0.7, 2, 5)
     assert policy.stopped_reason == "early_stopping"
     assert "no better validation MCC for 2 validations" in accelerator.printed[-1]
+
+
+def test_select_last_writes_no_best_model_on_the_way_but_still_counts_patience():
+    policy, _ = policy_for(
+        **{"training.epochs": 10, "checkpoints.select": "last", "training.early_stopping_patience": 2}
+    )
+    with policy:
+        ends = [policy.end_epoch(epoch, mcc) for epoch, mcc in enumerate([0.5, 0.7, 0.6, 0.65])]
+    assert [e.keep_best for e in ends] == [False, False, False, False]  # best/ is the last, at the end
+    assert [e.stop for e in ends] == [None, None, None, "early_stopping"]
+    assert (policy.state.best_mcc, policy.state.best_epoch) == (0.7, 2)
 
 
 def test_policy_stops_when_the_next_epoch_would_not_fit_in_max_hours():

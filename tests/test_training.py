@@ -56,14 +56,53 @@ def test_finetune_one_fold_writes_the_run_folder(cli, prep, tmp_path, capsys):
     prepared = PreparedDataset.open(prep)
     assert meta.bands == tuple(prepared.bands)
     assert meta.normalization == prepared.stats  # the run's own training statistics travel with it
-    best = max(rows, key=lambda r: float(r["val_mcc"]))
-    assert meta.metrics["mcc"] == pytest.approx(float(best["val_mcc"]), abs=1e-5)
+    # tiny hands on its last model (checkpoints.select=last), with the last epoch's figures.
+    assert meta.metrics["mcc"] == pytest.approx(float(rows[-1]["val_mcc"]), abs=1e-5)
+    assert (run / "best/model.safetensors").read_bytes() == (run / "last/model.safetensors").read_bytes()
     provenance = meta.training["provenance"]
     assert provenance["fold"] == 1 and provenance["seed"] == 42
-    assert provenance["epochs_run"] == meta.metrics["epoch"] == int(best["epoch"])
+    assert provenance["epochs_run"] == meta.metrics["epoch"] == 2
+    assert "hands on its last model (val MCC" in printed
     assert meta.training["dataset"] == "competition" and meta.training["data"]["fold"] == 1
     result = json.loads((run / "result.json").read_text())
     assert result["stopped_reason"] == "completed" and result["epochs_run"] == 2
+
+
+def test_select_best_hands_on_the_epoch_of_the_best_validation_mcc(cli, prep, tmp_path):
+    from glacier.models import load_model_folder
+
+    run = tmp_path / "run"
+    args = ("--epochs", "3", "--set", "checkpoints.select=best", *FAST)
+    assert cli("finetune", "--config", "tiny", "--data", prep, "--out", run, *args) == 0
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    best = max(rows, key=lambda r: float(r["val_mcc"]))
+    _, meta = load_model_folder(run / "best")
+    assert meta.metrics["mcc"] == pytest.approx(float(best["val_mcc"]), abs=1e-5)
+    assert meta.metrics["epoch"] == int(best["epoch"])
+
+
+def test_select_last_validates_the_model_it_hands_on_after_a_stop_between_validations(
+    cli, prep, tmp_path, capsys, monkeypatch
+):
+    from glacier.models import load_model_folder
+    from glacier.training import checkpoints
+
+    # The session's time runs out after epoch 3; with val_every=2 only epoch 2 was validated.
+    asked = []
+    monkeypatch.setattr(
+        checkpoints.Deadline, "next_epoch_fits", lambda self: asked.append(1) or len(asked) < 3
+    )
+    run = tmp_path / "run"
+    args = ("--epochs", "5", "--set", "training.val_every=2", *FAST)
+    assert cli("finetune", "--config", "tiny", "--data", prep, "--out", run, *args) == 3  # stopped
+    assert json.loads((run / "result.json").read_text())["stopped_reason"] == "max_hours"
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [r["val_mcc"] != "" for r in rows] == [False, True, False]
+    _, meta = load_model_folder(run / "best")
+    assert meta.metrics["epoch"] == 3
+    assert meta.metrics["mcc"] != pytest.approx(float(rows[1]["val_mcc"]), abs=1e-9)  # not epoch 2's
+    printed = capsys.readouterr().out
+    assert f"hands on its last model (val MCC {meta.metrics['mcc']:.4f})" in printed
 
 
 def test_a_run_folder_reads_back_without_torch(cli, prep, tmp_path):

@@ -4,7 +4,8 @@
     cfg, line = all_data_config(cfg, length)            # data.use_all_for_training, epochs
     source = CvSource.open("runs/competition_finetune")  # a CV run or a CV ensemble folder
 
-**The length rule.** Each cross-validation run's best model was saved after some epoch; the
+**The length rule.** Each cross-validation run's model (its ``best/``: the epoch of its best
+validation MCC, or its last with ``checkpoints.select=last``) was saved after some epoch; the
 samples it had drawn by then are ``epoch x samples per epoch`` (the sampler's
 ``samples_per_epoch``, else the fold's training tiles). The final model trains for the
 median of those sample counts over the runs, in whole epochs of its own (all tiles): the
@@ -27,9 +28,7 @@ from glacier.artifacts.run import RunFolder
 from glacier.config import GlacierConfig, fold_split_seed
 from glacier.errors import ConfigError
 
-LENGTH_RULE = (
-    "median over the CV runs of the samples drawn up to the best model (best epoch x samples per epoch)"
-)
+LENGTH_RULE = "median over the CV runs of the samples drawn up to the model each handed on (its epoch x samples per epoch)"
 CV_SUMMARY = "cv_summary.json"
 
 

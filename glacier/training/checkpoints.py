@@ -7,7 +7,8 @@ epoch. ``TrainerState`` is what it keeps, and what a state saves besides Acceler
 
 The rules:
 
-- ``best/`` is written when the validation MCC beats every earlier one (``checkpoints.save_best``).
+- ``best/`` is written when the validation MCC beats every earlier one (``checkpoints.save_best``),
+  or, with ``checkpoints.select=last``, once at the end from the last model (``loop._finish``).
 - A state is saved every ``checkpoints.save_every`` epochs, after the last epoch, and
   whenever the run stops early; ``checkpoints.keep_last`` of them are kept.
 - The run stops after ``training.early_stopping_patience`` validations without a better MCC;
@@ -70,7 +71,7 @@ class EpochEnd:
     """What ``fit`` does after an epoch, in this order."""
 
     keep_best: bool
-    """Write ``best/``: the validation MCC improved."""
+    """Write ``best/``: the validation MCC improved (and ``checkpoints.select`` is ``best``)."""
     save_state: bool
     stop: str | None
     """Why the run stops now (``early_stopping``, a signal name, ``max_hours``); None: go on."""
@@ -214,7 +215,9 @@ class StopPolicy:
             self.stopped_reason = stop
         save_every, epochs = self.cfg.checkpoints.save_every, self.cfg.training.epochs
         save = stop is not None or (epoch + 1) % save_every == 0 or epoch + 1 == epochs
-        return EpochEnd(improved and self.cfg.checkpoints.save_best, save, stop)
+        checkpoints = self.cfg.checkpoints
+        keep_best = improved and checkpoints.save_best and checkpoints.select == "best"
+        return EpochEnd(keep_best, save, stop)
 
     def _improved(self, mcc: float, epoch: int) -> bool:
         state = self.state

@@ -138,6 +138,7 @@ def _fit(cfg: GlacierConfig, folder: RunFolder, accelerator, own_accelerator: bo
         start.record(folder, cfg, accelerator)
 
         latest: dict[str, Any] = {}  # the latest validation's metrics
+        latest_epoch: int | None = None  # the epoch they are of
         with policy:
             for epoch in policy.epochs():
                 started = time.monotonic()
@@ -146,7 +147,8 @@ def _fit(cfg: GlacierConfig, folder: RunFolder, accelerator, own_accelerator: bo
                     policy.save_state(folder, parts.schedule, sums)
                     break
                 validation = _validate_and_record(accelerator, folder, parts, cfg, epoch, sums, started)
-                latest = validation or latest
+                if validation is not None:
+                    latest, latest_epoch = validation, epoch + 1
                 end = policy.end_epoch(epoch, None if validation is None else validation["mcc"])
                 if end.keep_best and accelerator.is_main_process:
                     models.write(BEST_DIR, accelerator.unwrap_model(parts.evaluated()), latest, epoch + 1)
@@ -156,7 +158,7 @@ def _fit(cfg: GlacierConfig, folder: RunFolder, accelerator, own_accelerator: bo
                 if end.stop:
                     break
 
-        result = _finish(accelerator, folder, parts, models, policy, latest)
+        result = _finish(accelerator, folder, parts, models, policy, latest, latest_epoch)
     # Not end_training(): it also destroys the process group, which the next run of a
     # sequence (the next fold, member) still needs; the command ends it (workflows.py).
     for tracker in accelerator.trackers:
@@ -344,19 +346,30 @@ def _finish(
     models: ModelWriter,
     policy: StopPolicy,
     latest: dict[str, Any],
+    latest_epoch: int | None,
 ) -> RunResult:
-    """Write ``last/``, ``best/`` (the last model when nothing was validated) and result.json."""
+    """Write ``last/``, ``best/`` (the last model when nothing was validated, or with
+    ``checkpoints.select=last``) and result.json."""
     state, is_main = policy.state, accelerator.is_main_process
+    checkpoints = policy.cfg.checkpoints
     epochs_run = state.epoch
+    hands_on_last = checkpoints.select == "last" and checkpoints.save_best and state.best_epoch is not None
+    if hands_on_last and latest_epoch != epochs_run and not policy.stopped_mid_epoch:
+        # A stop between validations (training.val_every > 1): the model handed on carries
+        # its own figures, not an earlier epoch's. Every process validates (it is collective).
+        latest = validate(
+            accelerator, parts.evaluated(), parts.val_loader, parts.loss_fn, parts.stride, NUM_CLASSES
+        )
     if is_main:
         models.write(LAST_DIR, accelerator.unwrap_model(parts.evaluated()), latest, epochs_run)
     best_dir: Path | None = folder.best
-    if state.best_epoch is None:
-        # No validation (data.use_all_for_training): the best model is the last one.
+    if state.best_epoch is None or hands_on_last:
+        # No validation (data.use_all_for_training), or checkpoints.select=last: the run
+        # hands on its last model.
         if is_main:
             folder.copy_model(LAST_DIR, BEST_DIR)
         best_metrics = model_metrics(latest, epochs_run)
-    elif policy.cfg.checkpoints.save_best:
+    elif checkpoints.save_best:
         best_metrics = folder.model_metrics(BEST_DIR)
     else:
         best_dir, best_metrics = None, {}
@@ -368,6 +381,10 @@ def _finish(
             if state.best_mcc is not None
             else "no validation"
         )
+        if hands_on_last:
+            best_text = (
+                f"hands on its last model (val MCC {best_metrics.get('mcc', float('nan')):.4f}); {best_text}"
+            )
         accelerator.print(
             f"{result.stopped_reason} after {epochs_run} epochs; {best_text}; run folder {folder.path}"
         )
