@@ -2,6 +2,7 @@
 
     python benchmarks/ensemble_gain.py                        # default demo size, seeds 0,1,2
     python benchmarks/ensemble_gain.py --size smoke --seeds 0 --out /tmp/gain
+    python benchmarks/ensemble_gain.py --set checkpoints.select=best      # another recipe
 
 Each seed runs the demo (glacier/demo.py: new sample data, pretraining, 5-fold CV, a second
 seed of fold models, the ensemble's combination and calibration fitted on out-of-fold
@@ -63,7 +64,12 @@ def oracle_member(out: Path, tta: str, tile_size: int) -> dict[str, Any]:
 
 
 def run_seed(
-    seed: int, size: str, out: Path, test_images: int | None, extra_seeds: int | None = None
+    seed: int,
+    size: str,
+    out: Path,
+    test_images: int | None,
+    extra_seeds: int | None = None,
+    changes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     from glacier.demo import SIZES, run_demo
 
@@ -76,6 +82,7 @@ def run_seed(
         log=lambda line: print(f"[seed {seed}] {line}"),
         test_images=test_images,
         extra_seeds=extra_seeds,
+        config_overrides=changes,
     )
     test = dict(report.test)
     test["oracle_member"] = oracle_member(out, SIZES[size].tta, SIZES[size].tile_size)
@@ -184,20 +191,33 @@ def main() -> None:
         default=None,
         help="seeds of fold models beside the CV's in the ensemble (default: the size's own, 1)",
     )
+    parser.add_argument(
+        "--set",
+        dest="changes",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a change to the demo's recipe in every training stage (repeatable), e.g. "
+        "--set checkpoints.select=best",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="ensemble_gain_"))
     rows = []
     try:
         for seed in (int(s) for s in args.seeds.split(",")):
-            rows.append(run_seed(seed, args.size, root / f"seed_{seed}", args.test_images, args.extra_seeds))
+            out = root / f"seed_{seed}"
+            rows.append(
+                run_seed(seed, args.size, out, args.test_images, args.extra_seeds, tuple(args.changes))
+            )
             print(markdown(rows), flush=True)
     finally:
         if args.out is None:
             shutil.rmtree(root, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, default=str))
-    print(f"\n{args.size} demo, seeds {args.seeds}; {sum(r['seconds'] for r in rows):.0f} s in all")
+    changes = f" with {' '.join(args.changes)}" if args.changes else ""
+    print(f"\n{args.size} demo{changes}, seeds {args.seeds}; {sum(r['seconds'] for r in rows):.0f} s in all")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -202,14 +202,17 @@ class DemoContext:
     paths: DemoPaths
     seed: int
     push_to_hub: str | None
+    config_overrides: tuple[str, ...] = ()
+    """``key=value`` changes (``--set`` syntax) to every preset the demo loads."""
     results: dict[str, Any] = dataclasses.field(default_factory=dict)
     outputs: dict[str, Path] = dataclasses.field(default_factory=dict)
     cv_runs: dict[str, dict[int, Any]] = dataclasses.field(default_factory=dict)
     """key -> {fold: RunResult} of each cross-validation."""
 
     def config(self, preset: str, **dotted: Any) -> GlacierConfig:
-        """The size's preset with the demo's epochs, crop and sampling applied."""
-        cfg = load_config(preset, seed=self.seed, batch_size=self.size.batch_size)
+        """The size's preset with ``config_overrides``, then the demo's epochs, crop and
+        sampling applied (the demo's sizes win where both set a key)."""
+        cfg = load_config(preset, self.config_overrides, seed=self.seed, batch_size=self.size.batch_size)
         # One resumable state per run is enough for a demo: it keeps ~20 runs' disk use small.
         overrides: dict[str, Any] = {
             "data.crop_size": self.size.crop_size,
@@ -591,6 +594,7 @@ def run_demo(
     skip: Collection[str] = (),
     test_images: int | None = None,
     extra_seeds: int | None = None,
+    config_overrides: Sequence[str] = (),
 ) -> DemoReport:
     """Run the whole workflow on generated sample data in ``out``; write and return its report.
 
@@ -600,6 +604,8 @@ def run_demo(
     need; later stages must not depend on them. ``test_images`` overrides the size's count of
     held-out scenes (the first ones are the same whatever the count, and training data does
     not change); ``extra_seeds`` the count of seeds trained beside the CV's for the ensemble.
+    ``config_overrides`` (``key=value``, as ``--set``) change the recipe of every training
+    stage, for benchmarks that compare recipes on the same demo.
     The report is written to ``out/report.md`` and ``out/report.json``.
     """
     name = size or ("full" if full else "default")
@@ -612,11 +618,14 @@ def run_demo(
         if value < 1:
             raise GlacierError(f"demo: {field} must be at least 1, got {value}")
     demo_size = dataclasses.replace(demo_size, **overrides)
+    config_overrides = tuple(config_overrides)
+    for preset in {demo_size.pretrain_config, demo_size.finetune_config}:
+        load_config(preset, config_overrides)  # a bad key fails here, before any output
     root = Path(out)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise GlacierError(f"{root}: exists and is not empty; choose a new --out folder (or delete it)")
     root.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(demo_size, DemoPaths(root), seed, push_to_hub)
+    ctx = DemoContext(demo_size, DemoPaths(root), seed, push_to_hub, config_overrides)
 
     timings: list[StageTiming] = []
     start = time.perf_counter()

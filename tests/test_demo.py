@@ -120,6 +120,27 @@ def test_a_size_override_below_one_is_refused_before_anything_is_written(tmp_pat
     assert not (tmp_path / "d").exists()
 
 
+def test_a_bad_config_override_is_refused_before_anything_is_written(tmp_path):
+    from glacier.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="checkpoints"):
+        run_demo(tmp_path / "d", size="smoke", config_overrides=["checkpoints.select=never"])
+    assert not (tmp_path / "d").exists()
+
+
+def test_config_overrides_reach_every_preset_the_demo_loads_and_its_sizes_still_win(tmp_path):
+    from glacier.demo import DemoContext, DemoPaths
+
+    size = SIZES["smoke"]
+    changes = ("checkpoints.select=best", "data.crop_size=32", "training.loss.mcc_weight=0")
+    ctx = DemoContext(size, DemoPaths(tmp_path), 0, None, changes)
+    for preset in (size.pretrain_config, size.finetune_config):
+        cfg = ctx.config(preset)
+        assert cfg.checkpoints.select == "best" and cfg.training.loss.mcc_weight == 0
+        assert cfg.data.crop_size == size.crop_size  # the demo's size, not the override
+    assert DemoContext(size, DemoPaths(tmp_path), 0, None).config("tiny").checkpoints.select == "last"
+
+
 def _check_report(out, size_name):
     data = json.loads((out / "report.json").read_text())
     assert (out / "report.md").read_text().startswith("# glacier demo report")
