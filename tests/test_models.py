@@ -93,6 +93,18 @@ def test_bad_architecture_and_decoder_channels_are_config_errors():
         build_model(ModelConfig(encoder="resnet18", encoder_depth=3, decoder_channels=[32, 16]), BANDS)
 
 
+@pytest.mark.parametrize(("arch", "depth", "default"), [("FPN", 3, 5), ("PSPNet", 5, 3)])
+def test_an_architecture_whose_masks_miss_the_input_size_at_this_depth_is_refused(arch, depth, default):
+    # smp's FPN upsamples by 4 and PSPNet by 8 whatever the depth: masks 4x too large / 4x too small.
+    with pytest.raises(
+        ConfigError, match=f"{arch} with model.encoder_depth {depth} returns .*encoder_depth: {default}"
+    ):
+        build_model(ModelConfig(architecture=arch, encoder="resnet18", encoder_depth=depth), BANDS)
+    model = build_model(ModelConfig(architecture=arch, encoder="resnet18", encoder_depth=default), BANDS)
+    assert model.training  # the probe ran in eval mode and left the model as it was built
+    assert model.eval()(torch.zeros(1, len(BANDS), 64, 64)).shape[-2:] == (64, 64)
+
+
 def test_transfer_seven_bands_into_five():
     src = tiny_model(HKH_SEVEN_BANDS)
     torch.manual_seed(1)

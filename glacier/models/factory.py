@@ -111,7 +111,40 @@ def build_model(model_cfg: ModelConfig, bands: Sequence[str], num_classes: int =
         "in_channels": len(bands),
         "num_classes": num_classes,
     }
-    return build_from_arch_config(arch_config, bands, encoder_weights=model_cfg.encoder_weights)
+    model = build_from_arch_config(arch_config, bands, encoder_weights=model_cfg.encoder_weights)
+    _check_output_matches_input(model)
+    return model
+
+
+def _check_output_matches_input(model: GlacierModel) -> None:
+    """Refuse an architecture whose masks would not be the input's size at this encoder depth.
+
+    Some smp decoders upsample by a fixed factor that assumes one depth (FPN by 4 from stride
+    4, i.e. depth 5; PSPNet by 8, depth 3); at another they return masks 2-4x too large or
+    small, which would fail deep in the loss. A probe of four network strides, in eval mode
+    (batch norm on one image), finds it before training starts.
+    """
+    side = 4 * model.stride
+    probe = torch.zeros(1, int(model.arch_config["in_channels"]), side, side)
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model.net(probe)
+    except (RuntimeError, ValueError):
+        return  # a decoder that needs larger inputs than the probe: real tiles will tell
+    finally:
+        model.train(training)
+    if tuple(out.shape[-2:]) != (side, side):
+        architecture, depth = model.arch_config["architecture"], model.arch_config["encoder_depth"]
+        model_class = _smp_architectures()[architecture.lower()]
+        default = inspect.signature(model_class.__init__).parameters["encoder_depth"].default
+        raise ConfigError(
+            f"model.architecture {architecture} with model.encoder_depth {depth} returns "
+            f"{out.shape[-2]}x{out.shape[-1]} px masks for {side}x{side} px tiles: its decoder "
+            f"upsamples for encoder_depth {default}; set model.encoder_depth: {default} or use "
+            f"another architecture (e.g. {BOUNDARY_AWARE_UNET})"
+        )
 
 
 def smp_init_kwargs(arch_config: dict[str, Any]) -> dict[str, Any]:
