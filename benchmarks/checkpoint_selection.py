@@ -15,7 +15,6 @@ Every figure is measured in this run.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import statistics
@@ -104,11 +103,9 @@ def summary(seed: int, rows: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, required=True, help="An ensemble_gain.py --out folder.")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
-    args = parser.parse_args()
+    from ensemble_error_anatomy import gain_runs_parser  # this folder's script, beside this one
+
+    args = gain_runs_parser(__doc__).parse_args()
     everything, earlier, total, worse = {}, 0, 0, 0
     for seed in (int(s) for s in args.seeds.split(",")):
         rows = compare(args.runs / f"seed_{seed}")

@@ -132,12 +132,17 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def gain_runs_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of a diagnostic that reads an ``ensemble_gain.py --out`` folder."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--runs", type=Path, required=True, help="An ensemble_gain.py --out folder.")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = gain_runs_parser(__doc__).parse_args()
     rows = [anatomy(args.runs / f"seed_{s}") for s in args.seeds.split(",")]
     print(markdown(rows))
     if args.json:
