@@ -104,7 +104,8 @@ def run_cross_validation(
 
 
 def summarize_folds(results: dict[int, RunResult]) -> dict[str, Any]:
-    """Per-fold MCC / IoU / mean IoU of the best model, with mean and sample std over folds."""
+    """Per-fold MCC / IoU / mean IoU of the model each fold hands on (its ``best/``:
+    ``checkpoints.select``), with mean and sample std over folds."""
     folds = []
     for k, result in sorted(results.items()):
         m = result.best_metrics
