@@ -15,7 +15,6 @@ Every figure is measured in this run.
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 import tempfile
@@ -23,17 +22,13 @@ from pathlib import Path
 from typing import Any
 
 
-def member_runs(demo: Path) -> dict[str, Path]:
-    """Member name -> run folder of the demo's ensemble (its CV folds and extra seeds)."""
-    from glacier.artifacts import EnsembleFolder
+def member_runs(demo: Path, seed: int) -> dict[str, Path]:
+    """Member name -> run folder of the demo's ensemble (its CV folds and the next seed's)."""
+    from ensemble_encoder_mix import unit_runs  # this folder's script, beside this one
 
-    members = EnsembleFolder(demo / "ensemble").members()
-    runs = {}
-    for name in members:
-        seed_runs = demo / "runs/extra_seeds/runs" / name
-        fold = int(name.rsplit("fold", 1)[1])
-        runs[name] = seed_runs if seed_runs.is_dir() else demo / "runs/cv_pretrained" / f"fold_{fold}"
-    return runs
+    return {
+        name: run for unit in ("demo", "demo_next") for name, *_, run in unit_runs(demo, seed, unit, None)
+    }
 
 
 def held_out_mcc(model: Path, demo: Path, work: Path, tta: str, tile_size: int) -> float:
@@ -48,12 +43,14 @@ def held_out_mcc(model: Path, demo: Path, work: Path, tta: str, tile_size: int) 
     return evaluate_folders(masks, data / "Test_labels")["mcc"]
 
 
-def compare(demo: Path) -> dict[str, Any]:
+def compare(demo: Path, seed: int) -> dict[str, Any]:
     """Every member's chosen epoch, validation figures and held-out MCC of best/ and last/."""
+    from glacier.artifacts.run import RunFolder
+
     size = json.loads((demo / "report.json").read_text(encoding="utf-8"))["size"]
     tta, tile_size = size["tta"], size["tile_size"]
-    runs = member_runs(demo)
-    if any(_select(run) != "best" for run in runs.values()):
+    runs = member_runs(demo, seed)
+    if any(RunFolder(run).config()["checkpoints"].get("select", "best") != "best" for run in runs.values()):
         raise SystemExit(
             f"{demo}: its fold models hand on their last model already (checkpoints.select=last); "
             "make the runs with ensemble_gain.py --set checkpoints.select=best"
@@ -61,8 +58,7 @@ def compare(demo: Path) -> dict[str, Any]:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, run in runs.items():
-            epochs = list(csv.DictReader((run / "metrics.csv").open(encoding="utf-8")))
-            validated = [r for r in epochs if r["val_mcc"]]
+            validated = [r for r in RunFolder(run).metrics_rows() if r["val_mcc"]]
             chosen = max(validated, key=lambda r: float(r["val_mcc"]))
             last = validated[-1]
             rows[name] = {
@@ -74,13 +70,6 @@ def compare(demo: Path) -> dict[str, Any]:
                 "last": held_out_mcc(run / "last", demo, Path(tmp), tta, tile_size),
             }
     return rows
-
-
-def _select(run: Path) -> str:
-    import yaml
-
-    cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-    return cfg["checkpoints"].get("select", "best")
 
 
 def summary(seed: int, rows: dict[str, Any]) -> list[str]:
@@ -108,7 +97,7 @@ def main() -> None:
     args = gain_runs_parser(__doc__).parse_args()
     everything, earlier, total, worse = {}, 0, 0, 0
     for seed in (int(s) for s in args.seeds.split(",")):
-        rows = compare(args.runs / f"seed_{seed}")
+        rows = compare(args.runs / f"seed_{seed}", seed)
         everything[seed] = rows
         print("\n".join(summary(seed, rows)), flush=True)
         moved = [r for r in rows.values() if r["epoch"] != r["last_epoch"]]
