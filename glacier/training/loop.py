@@ -309,6 +309,13 @@ def train_epoch(accelerator, parts: Parts, policy: StopPolicy, epoch: int, cfg: 
     return sums
 
 
+def _validate(accelerator, parts: Parts) -> dict[str, Any]:
+    """The evaluated model's validation metrics (every process takes part)."""
+    return validate(
+        accelerator, parts.evaluated(), parts.val_loader, parts.loss_fn, parts.stride, NUM_CLASSES
+    )
+
+
 def _validate_and_record(
     accelerator,
     folder: RunFolder,
@@ -326,9 +333,7 @@ def _validate_and_record(
     lr, train = parts.schedule.lr, sums.reduced(accelerator)
     validation = None
     if parts.val_loader is not None and ((epoch + 1) % tcfg.val_every == 0 or epoch + 1 == tcfg.epochs):
-        validation = validate(
-            accelerator, parts.evaluated(), parts.val_loader, parts.loss_fn, parts.stride, NUM_CLASSES
-        )
+        validation = _validate(accelerator, parts)
     parts.schedule.step_epoch(None if validation is None else validation["mcc"])
     row = epoch_row(epoch + 1, lr, train, validation, time.monotonic() - started, train_seconds)
     if accelerator.is_main_process:
@@ -357,9 +362,7 @@ def _finish(
     if hands_on_last and latest_epoch != epochs_run and not policy.stopped_mid_epoch:
         # A stop between validations (training.val_every > 1): the model handed on carries
         # its own figures, not an earlier epoch's. Every process validates (it is collective).
-        latest = validate(
-            accelerator, parts.evaluated(), parts.val_loader, parts.loss_fn, parts.stride, NUM_CLASSES
-        )
+        latest = _validate(accelerator, parts)
     if is_main:
         models.write(LAST_DIR, accelerator.unwrap_model(parts.evaluated()), latest, epochs_run)
     best_dir: Path | None = folder.best
