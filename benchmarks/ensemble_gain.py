@@ -63,6 +63,25 @@ def oracle_member(out: Path, tta: str, tile_size: int) -> dict[str, Any]:
     return {**best, "members": scores}
 
 
+def gain_standard_error(out: Path, key: str, rival: str) -> float:
+    """Standard error of the pooled test-MCC difference between the demo's ``predictions/key``
+    and ``predictions/rival``, bootstrapped over the held-out scenes: the noise of judging on
+    these scenes (not the training seed's, which the seeds show)."""
+    import numpy as np
+    from ensemble_error_anatomy import read_masks  # this folder's script, beside this one
+
+    from glacier.decisions.select import mcc_difference_se
+    from glacier.metrics import confusion_matrix
+
+    truth = read_masks(out / "sample_data/competition/Test_labels", "truth")
+
+    def confusions(name: str) -> np.ndarray:
+        masks = read_masks(out / "predictions" / name, name)
+        return np.stack([confusion_matrix(pred, labels) for pred, labels in zip(masks, truth, strict=True)])
+
+    return mcc_difference_se(confusions(key), confusions(rival), np.arange(len(truth)))
+
+
 def run_seed(
     seed: int,
     size: str,
@@ -86,6 +105,8 @@ def run_seed(
     )
     test = dict(report.test)
     test["oracle_member"] = oracle_member(out, SIZES[size].tta, SIZES[size].tile_size)
+    rival = max(("best_single", "best_single_calibrated"), key=lambda key: test[key]["mcc"])
+    test["gain_standard_error"] = gain_standard_error(out, "ensemble", rival)
     ensemble = report.decisions.get("ensemble", {})
     oof = ensemble.get("oof") or {}
     return {
@@ -130,7 +151,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {row['seed']} | "
             + " | ".join(cells)
-            + f" | {g['vs_best_member']:+.3f} | {g['vs_oracle']:+.3f} | "
+            + f" | {g['vs_best_member']:+.3f}{_se(row)} | {g['vs_oracle']:+.3f} | "
             f"{g['vs_uncalibrated']:+.3f} | {g['all_data_vs_best_member']:+.3f} | "
             f"{_num(row['oof_before'])} -> {_num(row['oof_after'])} "
             f"({_num(row['oof_cross_fitted'])}) | {row['chosen']} |"
@@ -157,6 +178,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         f"{means['all_data_vs_best_member']:+.3f} over the best member on average, worst seed "
         f"{min(gains(r)['all_data_vs_best_member'] for r in rows):+.3f}.",
         f"Members on the test scenes (uncalibrated, mean [min, max]): {spread}.",
+        "(+/- after a gain over the best member: its standard error bootstrapped over the held-out "
+        "scenes, 500 draws.)",
     ]
     return "\n".join(lines)
 
@@ -166,6 +189,11 @@ def _member_spread(row: dict[str, Any]) -> str:
     if not scores:
         return f"seed {row['seed']} -"
     return f"seed {row['seed']} {statistics.fmean(scores):.3f} [{min(scores):.3f}, {max(scores):.3f}]"
+
+
+def _se(row: dict[str, Any]) -> str:
+    error = row["test"].get("gain_standard_error")
+    return "" if error is None else f" +/- {error:.3f}"
 
 
 def _num(value: float | None) -> str:
