@@ -16,12 +16,15 @@ from glacier.decisions.calibrate import OofArrays, fit_calibration, fit_min_comp
 from glacier.decisions.fitting import fit_rule
 from glacier.decisions.rule import Calibration
 from glacier.decisions.select import (
+    choice_words,
     choose_combination,
+    combination_row,
     cross_fitted_choice,
     cross_fitted_confusions,
     fixed_weights,
     greedy_selection,
     mcc_difference_se,
+    shipped_score,
 )
 from glacier.domain import IGNORE_INDEX
 from glacier.errors import ModelError
@@ -187,11 +190,9 @@ def test_cross_fitted_choice_never_fits_on_the_tiles_it_scores():
 
 
 def candidate(name, data, weights):
-    """A candidate row as ``_combination_rows`` makes it: cross-fitted per-tile confusions."""
-    tiles = cross_fitted_confusions(data, fixed_weights(weights, "probability"))
-    honest = calibrate.metrics_from_confusion(tiles.sum(axis=0))["mcc"]
-    return {"name": name, "candidate": True, "mcc_cross_fitted": honest, "mcc_calibrated": honest,
-            "tile_confusions": tiles}  # fmt: skip
+    """A candidate row as ``combination_row`` makes it: per-tile confusions cross-fitted and
+    by the plain argmax."""
+    return {**combination_row(name, data, weights, "probability"), "candidate": True}
 
 
 def test_per_tile_cross_fitted_confusions_pool_to_the_cross_fitted_mcc():
@@ -229,10 +230,34 @@ def test_a_lead_inside_the_noise_keeps_the_mean_of_every_member():
     mean = candidate("probability mean", data, [1.0, 1.0])
     # The one-unit row given the lead the rule must see through: its confusions, MCC + a hair.
     alone = candidate("u0 only", data, [1.0, 0.0])
-    alone["mcc_cross_fitted"] = mean["mcc_cross_fitted"] + 1e-4
+    alone["mcc_cross_fitted"] = shipped_score(mean)[0] + 1e-4
     chosen, note = choose_combination([mean, alone], data.groups())
     assert note["best"] == "u0 only" and chosen["name"] == "probability mean"
     assert 0 < note["margin"] < note["standard_error"]
+
+
+def test_the_mean_is_scored_by_its_argmax_where_its_rule_loses_cross_fitted():
+    """The rule guard ships the mean's plain argmax when the mean's fitted rule loses to it
+    cross-fitted, so that is the figure another combination must beat (demo seed 4: the
+    mean's biases lost 0.016 cross-fitted and one seed's members shipped instead)."""
+    rng = np.random.default_rng(7)
+    labels = blocky_labels(rng, tiles=16)
+    data = arrays([noisy_probabilities(rng, labels), noisy_probabilities(rng, labels, signal=1.5)], labels)
+    mean, alone = candidate("probability mean", data, [1.0, 1.0]), candidate("u0 only", data, [1.0, 0.0])
+    # A rule that overfits: far below the mean's own argmax cross-fitted; u0 alone in between.
+    mean["mcc_cross_fitted"] = mean["mcc_argmax"] - 0.05
+    alone["mcc_cross_fitted"] = mean["mcc_argmax"] - 0.01
+    chosen, note = choose_combination([mean, alone], data.groups())
+    assert chosen["name"] == note["best"] == "probability mean"
+    assert note["reference_scored_by"] == "argmax"
+    assert "by its argmax" in choice_words(note)
+    assert shipped_score(mean)[0] == mean["mcc_argmax"]
+    # The argmax's per-tile confusions pool to its MCC (the bootstrap's input).
+    pooled = calibrate.metrics_from_confusion(mean["argmax_tile_confusions"].sum(axis=0))["mcc"]
+    assert pooled == pytest.approx(mean["mcc_argmax"], abs=1e-12)
+    # Where the rule wins cross-fitted, the rule's figure stands.
+    mean["mcc_cross_fitted"] = mean["mcc_argmax"] + 0.001
+    assert shipped_score(mean)[0] == mean["mcc_cross_fitted"] and shipped_score(mean)[2] == "rule"
 
 
 def test_bootstrap_resamples_whole_images():

@@ -58,16 +58,19 @@ def ensemble(prep, tmp_path_factory):
 
 def shipped_combination(oof) -> str:
     """What the one-standard-error rule ships, from the table and the choice's figures: the
-    best cross-fitted combination when it leads the probability mean by more than the
-    standard error, else the probability mean."""
+    best cross-fitted combination when it leads the probability mean (scored by its rule
+    cross-fitted or its argmax, whichever is higher) by more than the standard error, else the
+    probability mean."""
     candidates = [row for row in oof["table"] if row.get("candidate")]
-    best = max(candidates, key=lambda row: row["mcc_cross_fitted"])
+    mean = next(row for row in candidates if row["name"] == "probability mean")
+    mean_mcc = max(mean["mcc_cross_fitted"], mean["mcc_argmax"])
+    best = max(candidates, key=lambda row: mean_mcc if row is mean else row["mcc_cross_fitted"])
     choice = oof["choice"]
     assert choice["best"] == best["name"] and choice["rule"] == "one standard error"
+    assert (choice.get("reference_scored_by") == "argmax") == (mean["mcc_argmax"] > mean["mcc_cross_fitted"])
     if best["name"] == "probability mean":
         return best["name"]
-    mean = next(row for row in candidates if row["name"] == "probability mean")
-    assert choice["margin"] == pytest.approx(best["mcc_cross_fitted"] - mean["mcc_cross_fitted"], abs=1e-12)
+    assert choice["margin"] == pytest.approx(best["mcc_cross_fitted"] - mean_mcc, abs=1e-12)
     assert choice["standard_error"] > 0
     return best["name"] if choice["margin"] > choice["standard_error"] else "probability mean"
 
