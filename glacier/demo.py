@@ -482,6 +482,7 @@ def stage_evaluate(ctx: DemoContext) -> str:
 
 def stage_submission(ctx: DemoContext) -> str:
     from glacier.submission import export_submission
+    from glacier.submission.export import shipped_models_words
     from glacier.submission.selfcheck import MAX_MISMATCH_FRACTION, PROJECTION_TILES, TIMING_TILE_SIZE
 
     # The exporter runs solution.py in a subprocess, as the platform does, and compares its
@@ -505,7 +506,7 @@ def stage_submission(ctx: DemoContext) -> str:
         "summary": (
             f"solution.py on {report['check_tiles']} test tiles {'matches' if passed else 'differs from'} "
             f"glacier predict (mismatch {report['mismatch_fraction']:.1e}); model.pth {report['size_mb']} MB, "
-            f"{len(report['members'])} members, {report['weights_dtype']}"
+            f"{shipped_models_words(report)}, {report['weights_dtype']}"
         ),
         "projected_seconds": projected,
         "projection_basis": (

@@ -19,6 +19,7 @@ from glacier.decisions.rule import Calibration
 from glacier.models import save_model_folder
 from glacier.predict import Predictor, load_models
 from glacier.submission import export_submission
+from glacier.submission.export import shipped_models_words
 
 RULE = Calibration(
     log_bias=(0.0, 1.0, 1.5, -0.5),
@@ -139,3 +140,9 @@ def test_a_soup_rule_predicts_with_one_averaged_model(tmp_path, scenes, cli, cap
     assert "3 member(s), soup" in capsys.readouterr().out
     report = export_submission(ensemble, tmp_path / "sub", tta="flip", check_input=scenes, timing=False)
     assert report["members"] == ["soup"] and report["differing_pixels"] == 0
+    # The summary still names what went into the soup: every member, none left out.
+    assert (
+        sorted(report["souped"]) == sorted(EnsembleFolder(ensemble).members())
+        and not report["members_left_out"]
+    )
+    assert shipped_models_words(report) == "one weight soup of 3 members"

@@ -166,7 +166,13 @@ def _check_report(out, size_name):
     final = json.loads((out / "all_data_ensemble" / "ensemble.json").read_text())
     assert sorted(m["name"] for m in final["members"]) == [f"{u}_all" for u in kept]
     assert final["calibration"]["fitted"]["carried_from"] == str(out / "ensemble")
-    assert sorted(data["submission"]["members"]) == [f"{u}_all" for u in kept], "the final models are shipped"
+    # Shipped as they are, or as their one weight soup where the OOF fit chose the soup.
+    submission = data["submission"]
+    if final["calibration"]["combine"] == "soup":
+        assert submission["members"] == ["soup"], "a soup rule ships the one averaged model"
+        assert "weight soup" in submission["summary"]
+    shipped = submission["souped"] or submission["members"]
+    assert sorted(shipped) == [f"{u}_all" for u in kept], "the final models are shipped"
     assert data["submission"]["passed"] is True
     if SIZES[size_name].submission_timing:
         assert data["submission"]["projected_seconds"] > 0

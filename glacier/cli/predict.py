@@ -120,6 +120,7 @@ def export_submission(
 ) -> None:
     """Write solution.py + model.pth for the competition platform and verify them in a fresh interpreter."""
     from glacier.submission import export_submission as export
+    from glacier.submission.export import shipped_models_words
 
     report = export(
         model,
@@ -139,7 +140,7 @@ def export_submission(
     )
     typer.echo(
         f"wrote {report['solution']} and {report['model']} ({report['size_mb']} MB, "
-        f"{len(report['members'])} member(s), {report['weights_dtype']}, tta {report['tta']})\n"
+        f"{shipped_models_words(report)}, {report['weights_dtype']}, tta {report['tta']})\n"
         f"calibration: {report['calibration']}\n"
         f"self-check on {report['check_tiles']} {report['check_input']} tile(s): "
         f"{report['differing_pixels']} of {report['pixels']} pixels differ from glacier predict "

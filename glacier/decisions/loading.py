@@ -42,8 +42,8 @@ class CalibratedModels:
     weights: list[float]
     left_out: list[str]
     """Members of the artifact left out because their fitted weight is 0."""
-    souped: int = 0
-    """How many members the one soup model averages (0: no soup)."""
+    souped: list[str] = dataclasses.field(default_factory=list)
+    """The members the one soup model averages, by name (empty: no soup)."""
 
     @property
     def models(self) -> list[tuple[Any, Any]]:
@@ -88,7 +88,8 @@ def calibrated_models(
     left_out = [n for n in names if n not in kept]
     if soup and len(named) > 1:
         model, meta = soup_with_meta([(model, meta) for _, model, meta in named])
-        return CalibratedModels([("soup", model, meta)], rule, [1.0], left_out, souped=len(named))
+        souped = [name for name, _, _ in named]
+        return CalibratedModels([("soup", model, meta)], rule, [1.0], left_out, souped=souped)
     return CalibratedModels(named, rule, [weights.get(name, 1.0) for name, _, _ in named], left_out)
 
 

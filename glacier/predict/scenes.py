@@ -94,7 +94,7 @@ def predict_folder(
     seconds = time.perf_counter() - start
     return {
         "model": str(artifact.path),
-        "members": chosen.souped or len(chosen.named),
+        "members": len(chosen.souped) or len(chosen.named),
         "soup": bool(chosen.souped),
         "tta": tta,
         "calibration": chosen.describe(),

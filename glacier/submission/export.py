@@ -211,12 +211,21 @@ def export_submission(
         "model": str(out_dir / "model.pth"),
         "size_mb": round(size / 1e6, 2),
         "members": [name for name, _, _ in named],
+        "souped": chosen.souped,  # the members averaged into the one "soup" model, if any
         "members_left_out": chosen.left_out,
         "calibration": chosen.describe(),
         "weights_dtype": package["weights_dtype"],
         "tta": tta,
         **check,
     }
+
+
+def shipped_models_words(report: dict[str, Any]) -> str:
+    """What an export summary's model.pth holds, in words: "3 member(s)" or "one weight soup
+    of 2 members"."""
+    if report.get("souped"):
+        return f"one weight soup of {len(report['souped'])} members"
+    return f"{len(report['members'])} member(s)"
 
 
 def _self_check(
