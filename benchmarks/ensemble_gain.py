@@ -70,14 +70,12 @@ def gain_standard_error(out: Path, key: str, rival: str) -> float:
     import numpy as np
     from ensemble_error_anatomy import read_masks  # this folder's script, beside this one
 
-    from glacier.decisions.select import mcc_difference_se
-    from glacier.metrics import confusion_matrix
+    from glacier.decisions.select import mcc_difference_se, tile_confusions
 
     truth = read_masks(out / "sample_data/competition/Test_labels", "truth")
 
     def confusions(name: str) -> np.ndarray:
-        masks = read_masks(out / "predictions" / name, name)
-        return np.stack([confusion_matrix(pred, labels) for pred, labels in zip(masks, truth, strict=True)])
+        return tile_confusions(read_masks(out / "predictions" / name, name), truth)
 
     return mcc_difference_se(confusions(key), confusions(rival), np.arange(len(truth)))
 

@@ -106,6 +106,12 @@ def decide_tiles(probs: np.ndarray, rule: Calibration) -> np.ndarray:
     return np.stack([rule.decide(probs[:, i]) for i in range(probs.shape[1])])
 
 
+def rule_is_kept(cross_fitted_mcc: float, argmax_mcc: float) -> bool:
+    """The rule guard: a fitted rule ships only where its cross-fitted MCC is at least the plain
+    argmax's (which fits nothing, so its OOF MCC is already an honest figure)."""
+    return cross_fitted_mcc >= argmax_mcc
+
+
 def score(probs: np.ndarray, labels: np.ndarray, rule: Calibration) -> dict[str, Any]:
     """Pooled metrics of ``rule`` on (K, N, T, T) probabilities."""
     from glacier.metrics import confusion_matrix

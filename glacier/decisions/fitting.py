@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 
 from glacier.artifacts import ModelFolder, RunFolder
-from glacier.decisions.calibrate import OofArrays, class_iou_line, cross_fitted, fit_calibration
+from glacier.decisions.calibrate import (
+    OofArrays,
+    class_iou_line,
+    cross_fitted,
+    fit_calibration,
+    rule_is_kept,
+)
 from glacier.decisions.oof import OofMember, OofPool
 from glacier.decisions.rule import Calibration
 from glacier.decisions.select import (
@@ -166,9 +172,8 @@ def fit_rule(
         return None, oof
     rule, report = fit_calibration(fit_data, weights, combine_rule)
     honest = cross_fitted(fit_data, lambda d: fit_calibration(d, weights, combine_rule)[0], weights)
-    if honest["mcc"] < oof["mcc"]:
-        # On tiles it was not fitted on, the rule does worse than no rule at all (the plain
-        # mean's argmax, which fits nothing, so its OOF MCC is already an honest figure).
+    if not rule_is_kept(honest["mcc"], oof["mcc"]):
+        # On tiles it was not fitted on, the rule does worse than no rule at all.
         print_fn(
             f"decision rule not kept: its cross-fitted MCC {honest['mcc']:.4f} is below the plain "
             f"argmax's {oof['mcc']:.4f}; predicting by the argmax of the plain mean"

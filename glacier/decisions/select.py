@@ -42,6 +42,7 @@ from glacier.decisions.calibrate import (
     decide_tiles,
     fit_calibration,
     fit_log_bias,
+    rule_is_kept,
     sample_pixels,
 )
 from glacier.decisions.rule import Calibration
@@ -178,9 +179,9 @@ def shipped_score(row: dict[str, Any]) -> tuple[float, np.ndarray, str]:
     """The honest MCC, per-tile confusions and their source (``"rule"`` or ``"argmax"``) of
     what a fixed-weight row ships: its rule cross-fitted, or its plain argmax where that is
     higher, as the rule guard decides (module docstring)."""
-    if row["mcc_argmax"] > row["mcc_cross_fitted"]:
-        return row["mcc_argmax"], row["argmax_tile_confusions"], "argmax"
-    return row["mcc_cross_fitted"], row["tile_confusions"], "rule"
+    if rule_is_kept(row["mcc_cross_fitted"], row["mcc_argmax"]):
+        return row["mcc_cross_fitted"], row["tile_confusions"], "rule"
+    return row["mcc_argmax"], row["argmax_tile_confusions"], "argmax"
 
 
 def choice_words(choice: dict[str, Any]) -> str:
