@@ -85,25 +85,16 @@ def unit_runs(demo: Path, seed: int, unit: str, other_cv: Path) -> list[tuple[st
 
 
 def score(demo: Path, work: Path, runs: list[tuple[str, int, int, Path]], label: str) -> dict:
-    """Fit the combination and rule of ``runs`` on OOF; held-out test MCC with it."""
-    from ensemble_init_mix import write_ensemble  # this folder's script, beside this one
-
-    from glacier.evaluation import evaluate_folders
-    from glacier.predict import predict_folder
+    """Fit the combination and rule of ``runs`` on OOF; held-out test MCC with and without it."""
+    from ensemble_init_mix import held_out_mcc, write_ensemble  # this folder's script, beside this one
 
     folder = work / f"ensemble_{label}"
     decisions = write_ensemble(runs, folder)
-    data = demo / "sample_data/competition"
-    mcc = {}
-    for calibrated in (True, False):
-        masks = work / f"masks_{label}_{'calibrated' if calibrated else 'argmax'}"
-        predict_folder(folder, data / "Test", masks, tta="flip", tile_size=128, progress=False,
-                       calibration=calibrated)  # fmt: skip
-        mcc[calibrated] = evaluate_folders(masks, data / "Test_labels")["mcc"]
+    mcc = held_out_mcc(folder, demo, work / f"masks_{label}")
     oof = decisions["oof"] or {}
     return {
-        "mcc": mcc[True],
-        "mcc_uncalibrated": mcc[False],
+        "mcc": mcc["calibrated"],
+        "mcc_uncalibrated": mcc["uncalibrated"],
         "oof_cross_fitted": oof.get("cross_fitted_mcc"),
         "chosen": oof.get("chosen"),
     }

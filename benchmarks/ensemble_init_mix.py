@@ -69,23 +69,29 @@ def write_ensemble(runs: list[tuple[str, int, int, Path]], folder: Path) -> dict
     return decisions
 
 
-def score_combination(out: Path, work: Path, seed: int, units) -> dict:
-    """Fit the combination and rule of ``units``' members on OOF; test MCC with and without it."""
+def held_out_mcc(folder: Path, demo: Path, masks_stem: Path) -> dict[str, float]:
+    """Test MCC of the ensemble ``folder`` on the demo's held-out scenes, with its fitted rule
+    (``calibrated``) and by the plain argmax of its mean (``uncalibrated``)."""
     from glacier.evaluation import evaluate_folders
     from glacier.predict import predict_folder
 
+    data = demo / "sample_data/competition"
+    scores = {}
+    for calibrated in (True, False):
+        key = "calibrated" if calibrated else "uncalibrated"
+        masks = masks_stem.with_name(f"{masks_stem.name}_{key}")
+        predict_folder(folder, data / "Test", masks, tta="flip", tile_size=128, progress=False,
+                       calibration=calibrated)  # fmt: skip
+        scores[key] = evaluate_folders(masks, data / "Test_labels")["mcc"]
+    return scores
+
+
+def score_combination(out: Path, work: Path, seed: int, units) -> dict:
+    """Fit the combination and rule of ``units``' members on OOF; test MCC with and without it."""
     runs = [run for unit in units for run in unit_runs(out, seed, unit)]
     folder = work / f"ensemble_{seed}_{'_'.join(units)}"
     decisions = write_ensemble(runs, folder)
-    data = out / "sample_data/competition"
-    scores = {}
-    for calibrated in (True, False):
-        masks = work / f"masks_{seed}_{'_'.join(units)}_{calibrated}"
-        predict_folder(folder, data / "Test", masks, tta="flip", tile_size=128, progress=False,
-                       calibration=calibrated)  # fmt: skip
-        scores["calibrated" if calibrated else "uncalibrated"] = evaluate_folders(
-            masks, data / "Test_labels"
-        )["mcc"]
+    scores = held_out_mcc(folder, out, work / f"masks_{seed}_{'_'.join(units)}")
     oof = decisions["oof"] or {}
     return {**scores, "oof_cross_fitted": oof.get("cross_fitted_mcc"), "chosen": oof.get("chosen")}
 
