@@ -50,7 +50,7 @@ def main() -> None:
             )
         ensemble = EnsembleFolder.write(
             base / "ensemble", [EnsembleMember(name=f"m{i}", model_dir=f) for i, f in enumerate(folders)]
-        )
+        ).path
         print(
             f"{args.encoder} U-Net, {args.tiles} tiles of {args.size} px, tta {args.tta}, "
             f"CPU threads {torch.get_num_threads()}, CUDA {torch.cuda.is_available()}"
