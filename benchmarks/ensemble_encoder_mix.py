@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -143,9 +144,11 @@ def main() -> None:
     changes = list(args.change)
     if args.encoder or not changes:
         changes.insert(0, f"model.encoder={args.encoder or 'resnet18'}")
-    # A folder name: the last part of each key and its value (training.loss.dice_weight=0.5 -> dice_weight-0.5).
+    # A folder and run name: the last part of each key and its value (training.loss.dice_weight=0.5
+    # -> dice_weight-0.5; a list's brackets and commas, which a run name may not hold, become -).
     other = "_".join(
-        f"{key.rsplit('.', 1)[-1]}-{value}" for key, _, value in (c.partition("=") for c in changes)
+        f"{key.rsplit('.', 1)[-1]}-{re.sub(r'[^A-Za-z0-9_.+-]+', '-', value).strip('-')}"
+        for key, _, value in (c.partition("=") for c in changes)
     )
     rows = {
         int(s): run_seed(args.runs, int(s), other, changes, args.reuse_pretraining)
