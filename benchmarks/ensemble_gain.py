@@ -87,6 +87,7 @@ def run_seed(
     test_images: int | None,
     extra_seeds: int | None = None,
     changes: tuple[str, ...] = (),
+    finetune_epochs: int | None = None,
 ) -> dict[str, Any]:
     from glacier.demo import SIZES, run_demo
 
@@ -100,6 +101,7 @@ def run_seed(
         test_images=test_images,
         extra_seeds=extra_seeds,
         config_overrides=changes,
+        finetune_epochs=finetune_epochs,
     )
     test = dict(report.test)
     test["oracle_member"] = oracle_member(out, SIZES[size].tta, SIZES[size].tile_size)
@@ -218,6 +220,12 @@ def main() -> None:
         help="seeds of fold models beside the CV's in the ensemble (default: the size's own, 1)",
     )
     parser.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=None,
+        help="fine-tuning epochs of every model (default: the size's own; 12 for default)",
+    )
+    parser.add_argument(
         "--set",
         dest="changes",
         action="append",
@@ -234,7 +242,15 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             out = root / f"seed_{seed}"
             rows.append(
-                run_seed(seed, args.size, out, args.test_images, args.extra_seeds, tuple(args.changes))
+                run_seed(
+                    seed,
+                    args.size,
+                    out,
+                    args.test_images,
+                    args.extra_seeds,
+                    tuple(args.changes),
+                    args.finetune_epochs,
+                )
             )
             print(markdown(rows), flush=True)
     finally:
@@ -243,6 +259,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, default=str))
     changes = f" with {' '.join(args.changes)}" if args.changes else ""
+    if args.finetune_epochs is not None:
+        changes += f" at {args.finetune_epochs} fine-tuning epochs"
     print(f"\n{args.size} demo{changes}, seeds {args.seeds}; {sum(r['seconds'] for r in rows):.0f} s in all")
 
 

@@ -596,6 +596,7 @@ def run_demo(
     test_images: int | None = None,
     extra_seeds: int | None = None,
     config_overrides: Sequence[str] = (),
+    finetune_epochs: int | None = None,
 ) -> DemoReport:
     """Run the whole workflow on generated sample data in ``out``; write and return its report.
 
@@ -604,7 +605,9 @@ def run_demo(
     ensemble at the end. ``skip`` names stages (titles in ``STAGES``) a benchmark does not
     need; later stages must not depend on them. ``test_images`` overrides the size's count of
     held-out scenes (the first ones are the same whatever the count, and training data does
-    not change); ``extra_seeds`` the count of seeds trained beside the CV's for the ensemble.
+    not change); ``extra_seeds`` the count of seeds trained beside the CV's for the ensemble;
+    ``finetune_epochs`` the fine-tuning length of every model (the demo's sizes win over
+    ``config_overrides``, so a benchmark that varies training length sets it here).
     ``config_overrides`` (``key=value``, as ``--set``) change the recipe of every training
     stage, for benchmarks that compare recipes on the same demo.
     The report is written to ``out/report.md`` and ``out/report.json``.
@@ -613,7 +616,7 @@ def run_demo(
     if name not in SIZES:
         raise GlacierError(f"demo size {name!r} is not one of {', '.join(SIZES)}")
     demo_size = SIZES[name]
-    overrides = {"test_images": test_images, "extra_seeds": extra_seeds}
+    overrides = {"test_images": test_images, "extra_seeds": extra_seeds, "finetune_epochs": finetune_epochs}
     overrides = {field: value for field, value in overrides.items() if value is not None}
     for field, value in overrides.items():
         if value < 1:

@@ -113,7 +113,7 @@ def test_unknown_size_is_a_clear_error(tmp_path):
         run_demo(tmp_path / "d", size="huge")
 
 
-@pytest.mark.parametrize("field", ["test_images", "extra_seeds"])
+@pytest.mark.parametrize("field", ["test_images", "extra_seeds", "finetune_epochs"])
 def test_a_size_override_below_one_is_refused_before_anything_is_written(tmp_path, field):
     with pytest.raises(GlacierError, match=f"{field} must be at least 1, got 0"):
         run_demo(tmp_path / "d", size="smoke", **{field: 0})
