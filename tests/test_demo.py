@@ -120,6 +120,12 @@ def test_a_size_override_below_one_is_refused_before_anything_is_written(tmp_pat
     assert not (tmp_path / "d").exists()
 
 
+def test_the_cli_passes_finetune_epochs_on_and_refuses_zero_without_a_traceback(tmp_path, cli, capsys):
+    assert cli("demo", "--out", tmp_path / "d", "--size", "smoke", "--finetune-epochs", "0") == 1
+    assert "finetune_epochs must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
 def test_a_bad_config_override_is_refused_before_anything_is_written(tmp_path):
     from glacier.errors import ConfigError
 
