@@ -33,7 +33,7 @@ def demo(
             "--finetune-epochs",
             help="Fine-tune every model this many epochs (default: the size's, 12 for the demo). "
             "24 gave better models in every seed measured (shipped ensemble about +0.02 held-out "
-            "MCC) for about 1.4x the fine-tuning time (docs/benchmarks.md).",
+            "MCC) and takes about 1.6x as long (docs/benchmarks.md).",
         ),
     ] = None,
 ) -> None:
