@@ -247,9 +247,9 @@ def main() -> None:
                     args.size,
                     out,
                     args.test_images,
-                    args.extra_seeds,
-                    tuple(args.changes),
-                    args.finetune_epochs,
+                    extra_seeds=args.extra_seeds,
+                    changes=tuple(args.changes),
+                    finetune_epochs=args.finetune_epochs,
                 )
             )
             print(markdown(rows), flush=True)
